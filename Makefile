@@ -1,0 +1,30 @@
+# Two entry points (see README): `make quickstart` and `make test`.
+# Each creates .venv on first use and reinstalls when pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install quickstart test lint
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Synthetic data in the dogImages layout, then a short CPU training run that writes a
+# self-contained SageMaker-style model artifact to runs/quickstart/model.
+quickstart: install
+	$(BIN)/ops data synth data/synth --classes 5 --per-class 24
+	$(BIN)/python -m ml.train --data data/synth --model-dir runs/quickstart/model \
+	  --output-data-dir runs/quickstart/output --checkpoint-dir runs/quickstart/checkpoints \
+	  --arch resnet18 --weights none --image-size 96 --epochs 4 --batch-size 16 \
+	  --learning-rate 0.01 --test
+	@echo "model artifact: runs/quickstart/model  (serve it: $(BIN)/ops serve runs/quickstart/model)"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
