@@ -1,0 +1,68 @@
+"""S3 helpers shared by the commands: URI parsing and uploading a folder tree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ops.errors import OpsError
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix``) without trailing slash."""
+    if not uri.startswith("s3://"):
+        raise OpsError(f"{uri!r} is not an s3:// URI")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise OpsError(f"{uri!r} names no bucket")
+    return bucket, prefix.strip("/")
+
+
+def _existing_sizes(client, bucket: str, prefix: str) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
+        for item in page.get("Contents", []):
+            sizes[item["Key"]] = item["Size"]
+    return sizes
+
+
+def upload_tree(
+    root: Path,
+    uri: str,
+    *,
+    client=None,
+    threads: int = 8,
+    on_total: Callable[[int], None] | None = None,
+    on_file: Callable[[], None] | None = None,
+) -> tuple[int, int]:
+    """Upload every file under ``root`` to ``uri`` keeping relative paths. Files already there
+    with the same size are skipped, so an interrupted upload can simply be run again.
+    Returns (uploaded, skipped)."""
+    bucket, prefix = parse_s3_uri(uri)
+    client = client or boto3.client("s3")
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    try:
+        existing = _existing_sizes(client, bucket, prefix)
+        todo = []
+        for path in files:
+            key = "/".join(filter(None, [prefix, path.relative_to(root).as_posix()]))
+            if existing.get(key) != path.stat().st_size:
+                todo.append((path, key))
+        if on_total:
+            on_total(len(todo))
+
+        def put(item: tuple[Path, str]) -> None:
+            client.upload_file(str(item[0]), bucket, item[1])
+            if on_file:
+                on_file()
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(put, todo))
+    except (ClientError, BotoCoreError) as exc:
+        raise OpsError(f"upload to {uri} failed: {exc}") from exc
+    return len(todo), len(files) - len(todo)
