@@ -122,8 +122,11 @@ def _decode_with_pil(path: Path) -> torch.Tensor:
     # Only training data goes through here, in the training process: serving never tolerates
     # truncated input (ml/inference.py rejects it), so flipping Pillow's global is contained.
     ImageFile.LOAD_TRUNCATED_IMAGES = True
-    with Image.open(path) as im:
-        rgb = im.convert("RGB")
+    try:
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+    except OSError as exc:
+        raise OSError(f"cannot decode image {path}: {exc}") from exc
     return v2.functional.pil_to_tensor(rgb)
 
 

@@ -330,6 +330,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
                 },
                 checkpoint_dir / CHECKPOINT_NAME,
             )
+            _log(info, f"checkpoint: epoch {epoch} saved to {checkpoint_dir / CHECKPOINT_NAME}")
 
     if args.test:
         test_set = DogImages(args.data, "test", layout.classes, eval_transform(args.image_size))
