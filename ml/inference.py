@@ -111,12 +111,9 @@ def decode(data: bytes) -> torch.Tensor:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as header:
                 image_format, (width, height) = header.format, header.size
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
-        OSError,
-    ):
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise InferenceError(f"image refused as too large: {exc}", 413) from None
+    except (UnidentifiedImageError, OSError):
         raise InferenceError("the body is not a JPEG or PNG image") from None
     if image_format not in DECODABLE_FORMATS:
         raise InferenceError(f"unsupported image format {image_format}; send JPEG or PNG", 415)

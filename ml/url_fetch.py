@@ -103,6 +103,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.pinned_socket = self.sock
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -113,6 +114,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         raw = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        self.pinned_socket = self.sock
 
 
 def fetch(url: str, policy: FetchPolicy | None = None) -> bytes:
@@ -169,7 +171,7 @@ def fetch(url: str, policy: FetchPolicy | None = None) -> bytes:
 
 
 def _read_capped(
-    connection: http.client.HTTPConnection,
+    connection: _PinnedHTTPConnection | _PinnedHTTPSConnection,
     response: http.client.HTTPResponse,
     url: str,
     policy: FetchPolicy,
@@ -178,11 +180,14 @@ def _read_capped(
     chunks: list[bytes] = []
     total = 0
     while True:
+        if response.isclosed():  # the whole declared length has been read
+            return b"".join(chunks)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UrlFetchError(f"fetching {url!r} took longer than {policy.timeout_s:g} s")
         # Each read may wait only for what is left of the overall budget (no slow-drip bodies).
-        connection.sock.settimeout(remaining)
+        # (connection.sock is None once the response owns the socket: keep our own reference.)
+        connection.pinned_socket.settimeout(remaining)
         chunk = response.read(64 * 1024)
         if not chunk:
             return b"".join(chunks)

@@ -57,6 +57,15 @@ def extract_artifact(artifact: Path, into: Path) -> Path:
     return into
 
 
+def pack_artifact(model_dir: Path, archive: Path) -> Path:
+    """Write ``model.tar.gz`` with ``model_dir``'s contents at its root, as SageMaker does."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    return archive
+
+
 def load_handler(model_dir: Path) -> ModuleType:
     """Import ``model_dir/code/inference.py`` as the container does."""
     entry = model_dir / "code" / "inference.py"
