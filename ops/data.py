@@ -96,10 +96,13 @@ def fetch(
     on_progress: Callable[[int, int | None], None] | None = None,
 ) -> Layout:
     """Bring the data set to ``dest`` from a URL, a local zip archive or a local folder
-    (a folder is validated and copied), and validate it."""
+    (a folder is validated and copied), and validate it. A downloaded archive is kept next to
+    ``dest`` as ``<dest>.zip`` and not downloaded again while it is there."""
     local = Path(source)
     if source.startswith(("http://", "https://")):
-        archive = download(source, dest.parent / f"{dest.name}.zip", on_progress)
+        archive = dest.parent / f"{dest.name}.zip"
+        if not archive.is_file():
+            download(source, archive, on_progress)
         root = extract(archive, dest)
     elif local.is_file():
         root = extract(local, dest)

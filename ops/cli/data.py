@@ -60,7 +60,8 @@ def fetch(
     ] = data.DOG_IMAGES_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Download the dogImages archive (or take a local archive or folder) and validate it."""
+    """Download the dogImages archive (kept as DEST.zip) or take a local archive or folder,
+    unpack it into DEST and validate the layout."""
     with Progress(
         *Progress.get_default_columns(),
         DownloadColumn(),
