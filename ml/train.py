@@ -208,17 +208,17 @@ def _resume_path(args: argparse.Namespace) -> Path | None:
     return path
 
 
-def _export(
-    model: torch.nn.Module, config: ModelConfig, class_names: list[str], args: argparse.Namespace
+def export_artifact(
+    model: torch.nn.Module,
+    config: ModelConfig,
+    class_names: list[str],
+    image_size: int,
+    model_dir: Path,
 ) -> None:
-    model_dir = Path(args.model_dir)
+    """Write what serving needs to ``model_dir``: weights, config, and the handler code."""
     model_dir.mkdir(parents=True, exist_ok=True)
     _save_atomic(model.state_dict(), model_dir / MODEL_NAME)
-    meta = {
-        **config.to_dict(),
-        "class_names": class_names,
-        "image_size": args.image_size,
-    }
+    meta = {**config.to_dict(), "class_names": class_names, "image_size": image_size}
     (model_dir / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     code_dir = model_dir / "code"
     package_dir = code_dir / "ml"
@@ -342,7 +342,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         metrics.update(test_loss=test_stats.loss, test_accuracy=test_stats.accuracy)
 
     if info.is_main:
-        _export(model, config, class_names, args)
+        export_artifact(model, config, class_names, args.image_size, Path(args.model_dir))
         output_dir = Path(args.output_data_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
