@@ -18,8 +18,8 @@ quickstart: install
 	$(BIN)/ops data synth data/synth --classes 5 --per-class 24
 	$(BIN)/python -m ml.train --data data/synth --model-dir runs/quickstart/model \
 	  --output-data-dir runs/quickstart/output --checkpoint-dir runs/quickstart/checkpoints \
-	  --arch resnet18 --weights none --image-size 96 --epochs 4 --batch-size 16 \
-	  --learning-rate 0.01 --test
+	  --arch resnet18 --weights none --image-size 64 --epochs 8 --batch-size 16 \
+	  --learning-rate 0.003 --test
 	@echo "model artifact: runs/quickstart/model  (serve it: $(BIN)/ops serve runs/quickstart/model)"
 
 lint: install
