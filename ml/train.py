@@ -36,6 +36,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+if not __package__:
+    # Run as a script (`python ml/train.py`, how SageMaker's training toolkit starts an entry
+    # point): make the `ml` package importable from the folder above this file.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from ml.data import (
     DataLayoutError,
     DogImages,
