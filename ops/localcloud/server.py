@@ -1,0 +1,268 @@
+"""The local cloud's front door: one HTTP server on 127.0.0.1.
+
+Requests whose ``X-Amz-Target`` names an operation we implement (see `SageMaker.OPERATIONS`) are
+answered here; every other request (S3, IAM, STS, CloudWatch Logs, the rest of SageMaker, ...) is
+passed unchanged to an in-process moto server on its own loopback port. Clients point boto3 at
+the front door with ``AWS_ENDPOINT_URL`` and need nothing else.
+
+``python -m ops.localcloud.server --port 0`` prints ``listening on http://HOST:PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ops.localcloud.protocol import AwsError, region_of, to_wire
+from ops.localcloud.sagemaker import SageMaker
+from ops.localcloud.training import TrainingRunner
+from ops.model_server import bind
+
+log = logging.getLogger("dogops.localcloud")
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+HEALTH_PATH = "/_localcloud/health"
+AMZ_JSON = "application/x-amz-json-1.1"
+# Hop-by-hop headers (RFC 9110 7.6.1) and those httpx recomputes.
+_DROP_REQUEST = {"host", "connection", "keep-alive", "transfer-encoding", "upgrade", "te"}
+_DROP_RESPONSE = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-encoding",
+    "content-length",
+    "server",
+    "date",
+}
+
+
+@dataclass
+class Intercepts:
+    """Which service answers which targets: ``X-Amz-Target`` prefix -> (service, operations)."""
+
+    sagemaker: SageMaker
+
+    def find(self, target: str):
+        service, _, operation = target.partition(".")
+        if service == "SageMaker" and operation in SageMaker.OPERATIONS:
+            return self.sagemaker, operation
+        return None, None
+
+
+def create_app(moto_url: str, intercepts: Intercepts) -> Starlette:
+    client = httpx.AsyncClient(base_url=moto_url, timeout=httpx.Timeout(300.0, connect=10.0))
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "pid": os.getpid(),
+                "moto": moto_url,
+                "intercepted": [f"SageMaker.{op}" for op in SageMaker.OPERATIONS],
+            }
+        )
+
+    async def dispatch(request: Request) -> Response:
+        if request.url.path == HEALTH_PATH:
+            return await health(request)
+        service, operation = intercepts.find(request.headers.get("x-amz-target", ""))
+        body = await request.body()
+        if service is not None:
+            return await _answer(service, operation, request, body)
+        return await _proxy(client, request, body)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        await client.aclose()
+
+    methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    return Starlette(
+        routes=[Route("/{path:path}", dispatch, methods=methods)],
+        lifespan=lifespan,
+    )
+
+
+async def _answer(service, operation: str, request: Request, body: bytes) -> Response:
+    request_id = str(uuid.uuid4())
+    headers = {"x-amzn-RequestId": request_id}
+    try:
+        try:
+            document = json.loads(body or b"{}")
+        except json.JSONDecodeError as exc:
+            raise AwsError("SerializationException", f"request body is not JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise AwsError("SerializationException", "request body must be a JSON object")
+        region = region_of(request.headers.get("authorization"))
+        result = await run_in_threadpool(service.handle, operation, region, document)
+        log.info("%s %s", operation, region)
+        return Response(json.dumps(to_wire(result)), media_type=AMZ_JSON, headers=headers)
+    except AwsError as exc:
+        log.info("%s -> %s: %s", operation, exc.code, exc.message)
+        return Response(
+            json.dumps(exc.body()),
+            status_code=exc.status,
+            media_type=AMZ_JSON,
+            headers={**headers, "x-amzn-ErrorType": exc.code},
+        )
+    except Exception as exc:  # a bug here must not look like a dropped connection
+        log.exception("%s failed", operation)
+        error = AwsError("InternalFailure", f"{type(exc).__name__}: {exc}", status=500)
+        return Response(
+            json.dumps(error.body()),
+            status_code=500,
+            media_type=AMZ_JSON,
+            headers={**headers, "x-amzn-ErrorType": error.code},
+        )
+
+
+async def _proxy(client: httpx.AsyncClient, request: Request, body: bytes) -> Response:
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
+    # moto routes some services by Host; keep the one the client signed.
+    headers.append(("host", request.headers.get("host", "")))
+    upstream = await client.request(
+        request.method,
+        request.url.path,
+        params=request.url.query,
+        headers=headers,
+        content=body,
+    )
+    out_headers = [
+        (k, v) for k, v in upstream.headers.multi_items() if k.lower() not in _DROP_RESPONSE
+    ]
+    response = Response(upstream.content, status_code=upstream.status_code)
+    response.raw_headers = [
+        *[(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers],
+        (b"content-length", str(len(upstream.content)).encode()),
+    ]
+    if request.method == "HEAD" and "content-length" in upstream.headers:
+        response.raw_headers[-1] = (b"content-length", upstream.headers["content-length"].encode())
+    return response
+
+
+class LocalCloud:
+    """moto + the intercepting front door + the job runners, started and stopped together."""
+
+    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 0):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the local cloud binds loopback addresses only")
+        self.home = home
+        self.host = host
+        self.port = port
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.sagemaker: SageMaker | None = None
+        self.url = ""
+
+    def _prepare(self):
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.moto.start()
+        moto_host, moto_port = self.moto.get_host_and_port()
+        moto_url = f"http://{moto_host}:{moto_port}"
+        runner = TrainingRunner(moto_url, self.home / "jobs")
+        self.sagemaker = SageMaker(runner)
+        app = create_app(moto_url, Intercepts(self.sagemaker))
+        sock = bind(self.host, self.port)
+        bound_host, bound_port = sock.getsockname()[:2]
+        self.port = bound_port
+        self.url = f"http://{bound_host}:{bound_port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        return sock
+
+    def start(self) -> LocalCloud:
+        """Serve in a background thread (tests, embedding); returns once it accepts requests."""
+        sock = self._prepare()
+        self._server.config.install_signal_handlers = False  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[sock])),
+            daemon=True,
+            name="localcloud",
+        )
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the local cloud failed to start")
+            threading.Event().wait(0.02)
+        return self
+
+    def serve_forever(self, on_ready=None) -> None:
+        """Serve in this thread until SIGINT/SIGTERM, then stop the jobs and moto."""
+        sock = self._prepare()
+        if on_ready:
+            on_ready(self)
+        try:
+            self._server.run(sockets=[sock])
+        finally:
+            self._teardown()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self._teardown()
+
+    def _teardown(self) -> None:
+        if self.sagemaker is not None:
+            self.sagemaker.shutdown()
+            self.sagemaker = None
+            self.moto.stop()
+
+    def environment(self) -> dict[str, str]:
+        return client_environment(self.url)
+
+
+def client_environment(url: str) -> dict[str, str]:
+    """What a shell, boto3, the AWS CLI or the SageMaker SDK needs to talk to the local cloud."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "localcloud",
+        "AWS_SECRET_ACCESS_KEY": "localcloud",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--home", type=Path, required=True, help="work and state folder")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--ready-file", type=Path, help="write {url, pid} here once serving")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cloud = LocalCloud(args.home, port=args.port)
+
+    def ready(cloud: LocalCloud) -> None:
+        print(f"listening on {cloud.url}", flush=True)
+        if args.ready_file:
+            tmp = args.ready_file.with_suffix(".tmp")
+            tmp.write_text(
+                json.dumps({"url": cloud.url, "pid": os.getpid(), "home": str(args.home)})
+            )
+            tmp.replace(args.ready_file)
+
+    cloud.serve_forever(on_ready=ready)
+
+
+if __name__ == "__main__":
+    main()
