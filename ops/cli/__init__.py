@@ -15,7 +15,9 @@ import typer
 from typer.core import TyperGroup
 
 from ops.cli import data as data_cli
+from ops.cli import local as local_cli
 from ops.cli import serve as serve_cli
+from ops.cli import train as train_cli
 from ops.errors import OpsError
 
 _state = {"debug": False}
@@ -42,7 +44,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.add_typer(local_cli.app, name="local")
 app.command("serve")(serve_cli.serve)
+app.command("train")(train_cli.train)
 
 
 @app.callback()

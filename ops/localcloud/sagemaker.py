@@ -488,6 +488,11 @@ class SageMaker:
                 )
             },
         }
+        if request.get("CheckpointConfig"):
+            # As on AWS: each trial checkpoints under its own name, never resuming another's.
+            checkpoint = dict(request["CheckpointConfig"])
+            checkpoint["S3Uri"] = checkpoint["S3Uri"].rstrip("/") + "/" + name
+            request["CheckpointConfig"] = checkpoint
         job = self._new_training_job(tuning.region, request, tuning)
         with tuning.lock:
             tuning.trials.append((job, trial.number))

@@ -70,12 +70,11 @@ def _decode(value: str) -> object:
 
 
 def _cli_args(hyperparameters: dict[str, object]) -> list[str]:
-    """``--key value`` pairs in key order, as the training toolkit builds them."""
+    """``--key value`` pairs as the SageMaker drivers build them: strings as they are, anything
+    else JSON-encoded (``true``, ``0.01``, ``[1, 2]``)."""
     args: list[str] = []
-    for key in sorted(hyperparameters):
-        value = hyperparameters[key]
-        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        args += [f"--{key}", text]
+    for key, value in hyperparameters.items():
+        args += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
     return args
 
 
@@ -118,12 +117,19 @@ def _sdk_v3_spec(drivers: Path, hyperparameters: dict, code_channel: str | None)
     distributed_file = drivers / "distributed.json"
     distributed = json.loads(distributed_file.read_text()) if distributed_file.is_file() else {}
     if source.get("command"):
-        command = shlex.split(source["command"])
+        # As the SDK's sm_train.sh does: the command runs through a shell, without the
+        # hyperparameters as arguments (they are in SM_HPS and hyperparameters.json).
+        args = " ".join(shlex.quote(str(a)) for a in source.get("args") or [])
+        command = ["/bin/sh", "-c", f"{source['command']} {args}".strip()]
     elif source.get("entry_script"):
         command = _entry_command(source["entry_script"]) + _cli_args(hyperparameters)
     else:
         raise validation_error("sourcecode.json names neither entry_script nor command")
-    torchrun = bool(distributed) and "torchrun" in json.dumps(distributed).lower()
+    # The SDK writes its Torchrun config ({"process_count_per_node": ..., "smp": ...}); an MPI
+    # config has mpi_* keys, which we do not run.
+    if any(key.startswith("mpi") for key in distributed):
+        raise validation_error("MPI distribution is not supported locally; use Torchrun")
+    torchrun = bool(distributed) and command[0] == sys.executable
     return LaunchSpec(
         command=command,
         source_tarball=None,

@@ -1,0 +1,166 @@
+"""Where `ops` commands act: the local cloud (default) or an AWS account.
+
+This is the only place that knows the difference. A `Target` carries a boto3 session, the
+endpoint URL (the local cloud's, or None for AWS) and the names of the infrastructure (bucket,
+roles, ...): on AWS from Terraform's outputs, locally from a bootstrap that creates the same
+resources in the local cloud. Everything downstream just calls ``target.client(service)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from ops.errors import OpsError
+
+REPO = Path(__file__).resolve().parent.parent
+TERRAFORM_ENV = REPO / "terraform" / "envs" / "dev"
+LOCAL_BUCKET = "dogops-local"
+LOCAL_ROLE = "dogops-sagemaker-local"
+TARGETS = ("local", "aws")
+
+_SAGEMAKER_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+@dataclass
+class Target:
+    name: str
+    session: boto3.Session
+    endpoint_url: str | None
+    bucket: str
+    sagemaker_role_arn: str
+    outputs: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def region(self) -> str:
+        return self.session.region_name or "us-east-1"
+
+    def client(self, service: str):
+        return self.session.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+        )
+
+    def environment(self) -> dict[str, str]:
+        """Variables for a child process (SDK, CLI) so it talks to the same place."""
+        if self.endpoint_url is None:
+            return {}
+        credentials = self.session.get_credentials()
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+
+def resolve(name: str, outputs_file: Path | None = None) -> Target:
+    if name == "local":
+        return _local()
+    if name == "aws":
+        return _aws(outputs_file)
+    raise OpsError(f"unknown target {name!r}; use one of {', '.join(TARGETS)}")
+
+
+def _local() -> Target:
+    from ops.localcloud.control import require_running
+
+    state = require_running()
+    session = boto3.Session(
+        aws_access_key_id="localcloud", aws_secret_access_key="localcloud", region_name="us-east-1"
+    )
+    target = Target("local", session, state.url, LOCAL_BUCKET, "")
+    try:
+        s3 = target.client("s3")
+        try:
+            s3.head_bucket(Bucket=LOCAL_BUCKET)
+        except ClientError:
+            s3.create_bucket(Bucket=LOCAL_BUCKET)
+        iam = target.client("iam")
+        try:
+            role = iam.get_role(RoleName=LOCAL_ROLE)["Role"]
+        except iam.exceptions.NoSuchEntityException:
+            role = iam.create_role(
+                RoleName=LOCAL_ROLE, AssumeRolePolicyDocument=json.dumps(_SAGEMAKER_TRUST)
+            )["Role"]
+    except (ClientError, BotoCoreError) as exc:
+        raise OpsError(f"could not prepare the local cloud at {state.url}: {exc}") from exc
+    target.sagemaker_role_arn = role["Arn"]
+    target.outputs = {"s3_bucket_name": LOCAL_BUCKET, "sagemaker_role_arn": role["Arn"]}
+    return target
+
+
+def load_outputs(outputs_file: Path | None = None) -> dict[str, object]:
+    """Terraform outputs as {name: value}: from a saved ``terraform output -json`` file, else
+    by running ``terraform output`` in terraform/envs/dev through python-terraform."""
+    if outputs_file is not None:
+        try:
+            raw = json.loads(Path(outputs_file).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise OpsError(f"cannot read Terraform outputs from {outputs_file}: {exc}") from exc
+    else:
+        try:
+            from python_terraform import Terraform
+        except ImportError as exc:
+            raise OpsError("python-terraform is not installed; pass --outputs FILE") from exc
+        try:
+            raw = Terraform(working_dir=str(TERRAFORM_ENV)).output()
+        except FileNotFoundError as exc:
+            raise OpsError(
+                "no terraform binary on PATH: run `terraform output -json > outputs.json` where "
+                "Terraform is installed and pass --outputs outputs.json"
+            ) from exc
+        if not raw:
+            raise OpsError(
+                f"`terraform output` in {TERRAFORM_ENV} gave nothing: run `terraform apply` first "
+                "or pass --outputs FILE"
+            )
+    if not isinstance(raw, dict):
+        raise OpsError("Terraform outputs must be a JSON object (`terraform output -json`)")
+    return {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in raw.items()}
+
+
+def _aws(outputs_file: Path | None) -> Target:
+    outputs = load_outputs(outputs_file)
+    missing = [k for k in ("s3_bucket_name", "sagemaker_role_arn") if not outputs.get(k)]
+    if missing:
+        raise OpsError(f"Terraform outputs lack {', '.join(missing)}")
+    region = (
+        str(
+            outputs.get("region")
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or ""
+        )
+        or None
+    )
+    session = boto3.Session(region_name=region)
+    try:
+        if session.get_credentials() is None:
+            raise NoCredentialsError()
+    except NoCredentialsError as exc:
+        raise OpsError("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)") from exc
+    return Target(
+        "aws",
+        session,
+        os.environ.get("AWS_ENDPOINT_URL") or None,
+        str(outputs["s3_bucket_name"]),
+        str(outputs["sagemaker_role_arn"]),
+        outputs,
+    )
