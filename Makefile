@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install quickstart test lint
+.PHONY: install quickstart test lint checkov
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -26,5 +26,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# checkov lives in its own venv: it pins boto3==1.35.49 and its bc-python-hcl2 overwrites the
+# python-hcl2 the terraform tests use (shared NOTES.md).
+CHECKOV_VENV := .venv-checkov
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.30'
+	touch $@
+
+# Fails on failed checks and on parsing errors (checkov itself exits 0 on those).
+checkov: $(CHECKOV_VENV)/.installed
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov bash tests/terraform/run_checkov.sh
+
+test: lint checkov
 	$(BIN)/pytest

@@ -1,0 +1,56 @@
+# Consumed by `ops` (terraform output -json): keep these names stable.
+
+output "region" {
+  description = "AWS region of the environment."
+  value       = var.region
+}
+
+output "s3_bucket_name" {
+  description = "Artifact bucket (prefixes data/, models/, checkpoints/, code/)."
+  value       = module.storage.s3_bucket_name
+}
+
+output "kms_key_arn" {
+  description = "KMS key that encrypts the artifact bucket."
+  value       = module.storage.kms_key_arn
+}
+
+output "sagemaker_role_arn" {
+  description = "SageMaker execution role for training jobs and the endpoint's model."
+  value       = module.iam.sagemaker_role_arn
+}
+
+output "lambda_function_name" {
+  description = "Name of the Lambda function in front of the endpoint."
+  value       = module.lambda_function.lambda_function_name
+}
+
+output "lambda_alias_name" {
+  description = "Alias to invoke (carries the provisioned concurrency)."
+  value       = module.lambda_function.lambda_alias_name
+}
+
+output "lambda_alias_arn" {
+  description = "Qualified ARN of the alias."
+  value       = module.lambda_function.lambda_alias_arn
+}
+
+output "endpoint_name" {
+  description = "SageMaker endpoint name `ops promote-endpoint` must create or update."
+  value       = var.endpoint_name
+}
+
+output "variant_name" {
+  description = "Production variant name `ops promote-endpoint` must use so autoscaling finds it."
+  value       = var.variant_name
+}
+
+output "training_host_instance_id" {
+  description = "Instance id of the training host (null when no subnet or repo URL is set)."
+  value       = one(module.training_host[*].instance_id)
+}
+
+output "endpoint_autoscaling_resource_id" {
+  description = "Scalable target id of the endpoint variant (null while autoscaling is disabled)."
+  value       = one(module.endpoint_autoscaling[*].appautoscaling_target_resource_id)
+}

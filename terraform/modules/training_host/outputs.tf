@@ -1,0 +1,19 @@
+output "instance_id" {
+  description = "ID of the training host (target of `aws ssm start-session`)."
+  value       = aws_instance.this.id
+}
+
+output "instance_private_ip" {
+  description = "Private IP address of the training host."
+  value       = aws_instance.this.private_ip
+}
+
+output "ami_id" {
+  description = "Deep Learning AMI the host was launched from (kept on later applies, see ignore_changes)."
+  value       = aws_instance.this.ami
+}
+
+output "security_group_id" {
+  description = "ID of the host's security group (no ingress, egress 443 only)."
+  value       = aws_security_group.this.id
+}
