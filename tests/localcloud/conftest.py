@@ -1,0 +1,135 @@
+"""A local cloud per test session (in this process, on a free loopback port), with a bucket, a
+small synthetic data set and the training code already uploaded, as `ops train` would."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from ops.localcloud.server import LocalCloud
+from ops.s3 import upload_tree
+from ops.synth import synthesize
+from ops.training import ENTRY_POINT, source_tarball
+
+BUCKET = "dogops-test"
+ROLE = "arn:aws:iam::123456789012:role/dogops-sagemaker-test"
+# Seconds per epoch on 2 cores: 3 classes, 32 px, resnet18 with random weights.
+TINY = {"arch": "resnet18", "weights": "none", "image-size": "32", "batch-size": "8"}
+
+
+@dataclass
+class Staged:
+    cloud: LocalCloud
+    data_uri: str
+    source_uri: str
+
+    def client(self, service: str):
+        return boto3.client(
+            service,
+            endpoint_url=self.cloud.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def toolkit_hyperparameters(self, **extra: str) -> dict[str, str]:
+        return {
+            "sagemaker_program": json.dumps(ENTRY_POINT),
+            "sagemaker_submit_directory": json.dumps(self.source_uri),
+            **TINY,
+            **extra,
+        }
+
+    def job_request(self, name: str, instance_count: int = 1, **hyperparameters: str) -> dict:
+        from ops.metrics import METRIC_DEFINITIONS
+
+        return {
+            "TrainingJobName": name,
+            "AlgorithmSpecification": {
+                "TrainingImage": "local/pytorch-training",
+                "TrainingInputMode": "File",
+                "MetricDefinitions": METRIC_DEFINITIONS,
+            },
+            "RoleArn": ROLE,
+            "HyperParameters": self.toolkit_hyperparameters(**hyperparameters),
+            "InputDataConfig": [
+                {
+                    "ChannelName": "training",
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.data_uri}
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
+            "ResourceConfig": {
+                "InstanceType": "ml.m5.xlarge",
+                "InstanceCount": instance_count,
+                "VolumeSizeInGB": 10,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 900},
+        }
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory):
+    cloud = LocalCloud(tmp_path_factory.mktemp("localcloud")).start()
+    yield cloud
+    cloud.stop()
+
+
+@pytest.fixture(scope="session")
+def staged(cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Staged:
+    data = tmp_path_factory.mktemp("tiny")
+    synthesize(data, classes=3, per_class=8, size=48, seed=1)
+    staged = Staged(cloud, f"s3://{BUCKET}/data/tiny", f"s3://{BUCKET}/code/test/sourcedir.tar.gz")
+    s3 = staged.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    upload_tree(data, staged.data_uri, client=s3)
+    s3.put_object(Bucket=BUCKET, Key="code/test/sourcedir.tar.gz", Body=source_tarball())
+    return staged
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, cloud: LocalCloud) -> str:
+    """Point every boto3 client of the test at the local cloud (as `ops local env` does)."""
+    for key, value in cloud.environment().items():
+        monkeypatch.setenv(key, value)
+    return cloud.url
+
+
+def wait_for(describe, done, timeout: float = 300.0, poll: float = 0.5) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = describe()
+        except ClientError:
+            result = None
+        if result is not None and done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; last: {result}")
+        time.sleep(poll)
+
+
+def wait_training(sm, name: str, timeout: float = 300.0) -> dict:
+    return wait_for(
+        lambda: sm.describe_training_job(TrainingJobName=name),
+        lambda d: d["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"),
+        timeout,
+    )
+
+
+def validate_response(client, operation: str, response: dict) -> None:
+    """The parsed response satisfies the operation's output shape in botocore's service model
+    (required members present, types right), as a strict SDK (v3's pydantic models) needs."""
+    from botocore.validate import ParamValidator
+
+    shape = client.meta.service_model.operation_model(operation).output_shape
+    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+    report = ParamValidator().validate(body, shape)
+    assert not report.has_errors(), report.generate_report()

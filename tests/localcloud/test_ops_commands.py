@@ -1,0 +1,171 @@
+"""`ops local ...` and `ops train` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from ops.cli import app
+from ops.localcloud import control
+
+
+def ops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_local_up_status_env_down(tmp_path):
+    env = {**os.environ, "DOGOPS_HOME": str(tmp_path)}
+    assert ops("local", "status", env=env).returncode == 1
+    up = ops("local", "up", "--detach", env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        status = json.loads(ops("local", "status", "--json", env=env).stdout)
+        assert status["running"] is True
+        assert status["url"].startswith("http://127.0.0.1:")
+        assert "SageMaker.CreateHyperParameterTuningJob" in status["intercepted"]
+        exports = ops("local", "env", env=env).stdout
+        assert f"export AWS_ENDPOINT_URL={status['url']}" in exports
+        # A second `up` finds the running one instead of starting another.
+        again = ops("local", "up", "--detach", env=env)
+        assert status["url"] in again.stdout
+        # The exported settings are all a plain boto3 script needs.
+        client_env = {
+            **env,
+            **dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines()),
+        }
+        script = "import boto3; print(boto3.client('sts').get_caller_identity()['Account'])"
+        who = subprocess.run(
+            [sys.executable, "-c", script],
+            env=client_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert who.stdout.strip() == "123456789012", who.stderr
+    finally:
+        down = ops("local", "down", env=env)
+    assert down.stdout.strip() == "stopped"
+    assert ops("local", "status", env=env).returncode == 1
+    assert not (tmp_path / "localcloud.json").exists()
+
+
+def test_train_without_a_local_cloud_says_how_to_start_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOGOPS_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["train", "--skip-tuning"])
+    assert result.exit_code == 1
+    assert "ops local up --detach" in result.output
+
+
+@pytest.fixture
+def registered(cloud, tmp_path, monkeypatch):
+    """Make the session's in-process local cloud the one `ops` finds."""
+    monkeypatch.setenv("DOGOPS_HOME", str(tmp_path))
+    control._write_state(control.State(url=cloud.url, pid=os.getpid(), home=str(tmp_path)))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_ops_train_tunes_then_trains_and_records(registered, synth_data):
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(synth_data),
+            "--max-jobs",
+            "2",
+            "--max-parallel",
+            "1",
+            "--epochs",
+            "2",
+            "--image-size",
+            "32",
+            "--strategy",
+            "Random",
+            "--seed",
+            "5",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["target"] == "local"
+    assert len(document["trials"]) == 2
+    objectives = [t["objective"] for t in document["trials"]]
+    assert document["best_objective"] == min(objectives)
+    best_trial = next(t for t in document["trials"] if t["objective"] == min(objectives))
+    assert document["best_hyperparameters"] == best_trial["hyperparameters"]
+    assert document["model_artifact"].startswith("s3://dogops-local/models/dogops-train-")
+    assert "Test Loss" in document["metrics"]
+    recorded = json.loads((registered / "trained" / "local.json").read_text())
+    assert recorded["model_artifact"] == document["model_artifact"]
+
+
+@pytest.mark.slow
+def test_ops_train_two_instances_distributed(registered, synth_data):
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(synth_data),
+            "--skip-tuning",
+            "--instance-count",
+            "2",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["instance_count"] == 2
+    assert document["tuning_job"] is None
+    assert document["best_hyperparameters"] == {
+        "learning-rate": "0.00834462420525608",
+        "batch-size": "32",
+    }
+
+
+@pytest.mark.slow
+def test_ops_train_on_ec2_locally_uses_the_same_s3_layout(registered, synth_data, cloud):
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--on",
+            "ec2",
+            "--data",
+            str(synth_data),
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["model_artifact"].startswith("s3://dogops-local/models/dogops-ec2-")
+    assert document["model_artifact"].endswith("/output/model.tar.gz")
+    assert "Test Loss" in document["metrics"]
+
+
+def test_bad_data_folder_is_a_clear_error(registered, tmp_path):
+    (tmp_path / "nothing").mkdir()
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "nothing")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "nothing" in result.output

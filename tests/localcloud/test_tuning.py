@@ -1,0 +1,196 @@
+"""Hyperparameter tuning jobs in the local cloud: trials are real training jobs."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import optuna
+import pytest
+from botocore.exceptions import ClientError
+
+from ops.localcloud.sagemaker import ParameterSpace
+from tests.localcloud.conftest import validate_response, wait_for
+
+
+def tuning_request(staged, name: str, strategy: str = "Random", jobs: int = 2, parallel: int = 2):
+    job = staged.job_request("unused", epochs="1")
+    job.pop("TrainingJobName")
+    static = {k: v for k, v in job.pop("HyperParameters").items() if k != "batch-size"}
+    return {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": strategy,
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "Test Loss"},
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": jobs,
+                "MaxParallelTrainingJobs": parallel,
+            },
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [
+                    {
+                        "Name": "learning-rate",
+                        "MinValue": "0.001",
+                        "MaxValue": "0.1",
+                        "ScalingType": "Logarithmic",
+                    }
+                ],
+                "CategoricalParameterRanges": [{"Name": "batch-size", "Values": ["4", "8"]}],
+            },
+            "RandomSeed": 7,
+        },
+        "TrainingJobDefinition": {**job, "StaticHyperParameters": static},
+    }
+
+
+def wait_tuning(sm, name: str, timeout: float = 400.0) -> dict:
+    return wait_for(
+        lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+        lambda d: d["HyperParameterTuningJobStatus"] in ("Completed", "Failed", "Stopped"),
+        timeout,
+        poll=1.0,
+    )
+
+
+@pytest.mark.slow
+def test_two_trials_and_the_best_is_the_lowest_test_loss(staged):
+    sm = staged.client("sagemaker")
+    arn = sm.create_hyper_parameter_tuning_job(**tuning_request(staged, "hpo-two"))
+    assert arn["HyperParameterTuningJobArn"].endswith(":hyper-parameter-tuning-job/hpo-two")
+    tuning = wait_tuning(sm, "hpo-two")
+    validate_response(sm, "DescribeHyperParameterTuningJob", tuning)
+    assert tuning["HyperParameterTuningJobStatus"] == "Completed", tuning.get("FailureReason")
+    assert tuning["TrainingJobStatusCounters"]["Completed"] == 2
+    assert tuning["ObjectiveStatusCounters"] == {"Succeeded": 2, "Pending": 0, "Failed": 0}
+
+    listed = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="hpo-two"
+    )
+    validate_response(sm, "ListTrainingJobsForHyperParameterTuningJob", listed)
+    trials = listed["TrainingJobSummaries"]
+    assert len(trials) == 2
+    losses = {}
+    for trial in trials:
+        assert re.fullmatch(r"hpo-two-00[12]-[0-9a-f]{8}", trial["TrainingJobName"])
+        tuned = trial["TunedHyperParameters"]
+        assert 0.001 <= float(tuned["learning-rate"]) <= 0.1
+        assert tuned["batch-size"] in {"4", "8"}
+        job = sm.describe_training_job(TrainingJobName=trial["TrainingJobName"])
+        assert job["TuningJobArn"] == arn["HyperParameterTuningJobArn"]
+        assert job["HyperParameters"]["learning-rate"] == tuned["learning-rate"]
+        metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+        losses[trial["TrainingJobName"]] = metrics["Test Loss"]
+        assert trial["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == metrics["Test Loss"]
+    best = tuning["BestTrainingJob"]
+    assert best["TrainingJobName"] == min(losses, key=losses.get)
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"] == {
+        "Type": "Minimize",
+        "MetricName": "Test Loss",
+        "Value": min(losses.values()),
+    }
+    summaries = sm.list_hyper_parameter_tuning_jobs(NameContains="hpo-two")
+    validate_response(sm, "ListHyperParameterTuningJobs", summaries)
+    assert summaries["HyperParameterTuningJobSummaries"][0]["Strategy"] == "Random"
+
+
+def test_max_parallel_is_respected_and_stop_stops_the_trials(staged, cloud):
+    sm = staged.client("sagemaker")
+    request = tuning_request(staged, "hpo-stop", jobs=3, parallel=1)
+    request["TrainingJobDefinition"]["StaticHyperParameters"]["epochs"] = "500"
+    sm.create_hyper_parameter_tuning_job(**request)
+    wait_for(
+        lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="hpo-stop"),
+        lambda d: d["TrainingJobStatusCounters"]["InProgress"] == 1,
+        timeout=60,
+    )
+    listed = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="hpo-stop"
+    )["TrainingJobSummaries"]
+    assert len(listed) == 1  # MaxParallelTrainingJobs = 1: the next waits
+    sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="hpo-stop")
+    tuning = wait_tuning(sm, "hpo-stop", timeout=60)
+    assert tuning["HyperParameterTuningJobStatus"] == "Stopped"
+    assert tuning["TrainingJobStatusCounters"]["Stopped"] == 1
+    job = cloud.sagemaker.training[("us-east-1", listed[0]["TrainingJobName"])]
+    assert job.status == "Stopped"
+    assert all(p.poll() is not None for p in job.processes)
+
+
+def test_all_trials_failing_fails_the_tuning_job(staged):
+    sm = staged.client("sagemaker")
+    request = tuning_request(staged, "hpo-fail", jobs=2, parallel=2)
+    request["TrainingJobDefinition"]["StaticHyperParameters"]["arch"] = "resnet9000"
+    sm.create_hyper_parameter_tuning_job(**request)
+    tuning = wait_tuning(sm, "hpo-fail", timeout=120)
+    assert tuning["HyperParameterTuningJobStatus"] == "Failed"
+    assert "All training jobs failed" in tuning["FailureReason"]
+    assert tuning["TrainingJobStatusCounters"]["NonRetryableError"] == 2
+    assert "BestTrainingJob" not in tuning
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda r: r["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"].update(
+                MetricName="Accuracy"
+            ),
+            "not among the training job definition's MetricDefinitions",
+        ),
+        (
+            lambda r: r["HyperParameterTuningJobConfig"].update(Strategy="Hyperband"),
+            "not supported locally",
+        ),
+        (
+            lambda r: r["HyperParameterTuningJobConfig"]["ParameterRanges"].update(
+                ContinuousParameterRanges=[
+                    {"Name": "learning-rate", "MinValue": "0.5", "MaxValue": "0.1"}
+                ]
+            ),
+            "must not exceed",
+        ),
+    ],
+)
+def test_bad_tuning_requests_are_validation_errors(staged, change, message):
+    sm = staged.client("sagemaker")
+    request = tuning_request(staged, "hpo-bad")
+    change(request)
+    with pytest.raises(ClientError) as error:
+        sm.create_hyper_parameter_tuning_job(**request)
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    assert message in error.value.response["Error"]["Message"]
+
+
+def test_parameter_space_scalings_stay_in_range():
+    space = ParameterSpace.from_ranges(
+        {
+            "ContinuousParameterRanges": [
+                {
+                    "Name": "lr",
+                    "MinValue": "0.001",
+                    "MaxValue": "0.1",
+                    "ScalingType": "Logarithmic",
+                },
+                {
+                    "Name": "momentum",
+                    "MinValue": "0.5",
+                    "MaxValue": "0.999",
+                    "ScalingType": "ReverseLogarithmic",
+                },
+            ],
+            "IntegerParameterRanges": [{"Name": "epochs", "MinValue": "1", "MaxValue": "9"}],
+            "CategoricalParameterRanges": [{"Name": "arch", "Values": ["resnet18", "resnet50"]}],
+        }
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    momenta = []
+    for _ in range(200):
+        values = space.to_hyperparameters(study.ask(space.distributions).params)
+        assert 0.001 <= float(values["lr"]) <= 0.1
+        assert 1 <= int(values["epochs"]) <= 9
+        assert values["arch"] in {"resnet18", "resnet50"}
+        momenta.append(float(values["momentum"]))
+    assert all(0.5 <= m <= 0.999 for m in momenta)
+    # Reverse-logarithmic sampling is dense near the top: most values above the midpoint.
+    assert sum(m > 0.75 for m in momenta) > 0.7 * len(momenta)
+    assert math.isclose(max(momenta), 0.999, abs_tol=0.01)
