@@ -1,0 +1,187 @@
+"""The aws path of `ops train` against moto alone: the requests it sends are the ones AWS needs.
+
+moto records SageMaker jobs (it runs nothing and reports them Completed at once), so this checks
+what goes over the wire: instance types, ranges, objective, metric definitions, role, paths."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from ops import target as target_module
+from ops.cli import app
+from ops.metrics import METRIC_DEFINITIONS
+
+BUCKET = "dogops-dev-artifacts-1234"
+
+
+@pytest.fixture
+def aws(tmp_path, monkeypatch):
+    """moto as the AWS account, Terraform outputs in a file, and every SageMaker call recorded."""
+    calls: list[tuple[str, dict]] = []
+    real_session = boto3.Session
+
+    def record(model, params, **_):
+        calls.append((model.name, params))
+
+    def list_trials(**_):
+        # moto has no ListTrainingJobsForHyperParameterTuningJob; answer it as AWS would for a
+        # finished job whose trials we do not look at here.
+        return AWSResponse("https://sagemaker", 200, {}, None), {"TrainingJobSummaries": []}
+
+    def session(*args, **kwargs):
+        created = real_session(*args, **kwargs)
+        created.events.register(
+            "provide-client-params.sagemaker", lambda params, model, **kw: record(model, params)
+        )
+        created.events.register(
+            "before-call.sagemaker.ListTrainingJobsForHyperParameterTuningJob", list_trials
+        )
+        return created
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        role = boto3.client("iam").create_role(
+            RoleName="dogops-dev-sagemaker", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        outputs = tmp_path / "outputs.json"
+        outputs.write_text(
+            json.dumps(
+                {
+                    "s3_bucket_name": {"value": BUCKET, "type": "string", "sensitive": False},
+                    "sagemaker_role_arn": {"value": role, "type": "string", "sensitive": False},
+                    "region": {"value": "us-east-1", "type": "string", "sensitive": False},
+                }
+            )
+        )
+        monkeypatch.setattr(target_module.boto3, "Session", session)
+        monkeypatch.setenv("DOGOPS_HOME", str(tmp_path / "home"))
+        yield outputs, role, calls, s3
+
+
+def sent(calls, operation: str) -> dict:
+    matching = [params for name, params in calls if name == operation]
+    assert len(matching) == 1, [name for name, _ in calls]
+    return matching[0]
+
+
+def test_aws_train_sends_the_tuning_and_training_requests(aws, synth_data):
+    outputs, role, calls, s3 = aws
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--target",
+            "aws",
+            "--outputs",
+            str(outputs),
+            "--data",
+            str(synth_data),
+            "--instance-count",
+            "4",
+            "--max-jobs",
+            "4",
+            "--max-parallel",
+            "2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data_uri = f"s3://{BUCKET}/data/{synth_data.name}"
+
+    tuning = sent(calls, "CreateHyperParameterTuningJob")
+    config = tuning["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Bayesian"
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Minimize",
+        "MetricName": "Test Loss",
+    }
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 2}
+    assert config["ParameterRanges"]["ContinuousParameterRanges"] == [
+        {
+            "Name": "learning-rate",
+            "MinValue": "0.001",
+            "MaxValue": "0.1",
+            "ScalingType": "Logarithmic",
+        }
+    ]
+    assert config["ParameterRanges"]["CategoricalParameterRanges"] == [
+        {
+            "Name": "batch-size",
+            "Values": ["32", "64", "128", "256", "512"],
+        }
+    ]
+    definition = tuning["TrainingJobDefinition"]
+    assert definition["RoleArn"] == role
+    assert definition["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
+    assert definition["AlgorithmSpecification"]["TrainingImage"] == (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:"
+        "2.8.0-cpu-py312-ubuntu22.04-sagemaker"
+    )
+    assert definition["ResourceConfig"]["InstanceType"] == "ml.m5.xlarge"
+    assert definition["ResourceConfig"]["InstanceCount"] == 1
+    assert definition["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/models"}
+    assert definition["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == data_uri
+    static = definition["StaticHyperParameters"]
+    assert json.loads(static["sagemaker_program"]) == "ml/train.py"
+    assert {k: static[k] for k in ("arch", "weights", "image-size")} == {
+        "arch": "resnet50",
+        "weights": "imagenet",
+        "image-size": "224",
+    }
+    assert "CheckpointConfig" not in definition  # trials must not resume each other
+
+    # The source tarball the toolkit will fetch holds the entry point.
+    bucket, key = json.loads(static["sagemaker_submit_directory"])[5:].split("/", 1)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert {"ml/train.py", "ml/inference.py", "ml/data.py"} <= set(tar.getnames())
+
+    training = sent(calls, "CreateTrainingJob")
+    assert training["RoleArn"] == role
+    assert training["ResourceConfig"]["InstanceType"] == "ml.m5.2xlarge"
+    assert training["ResourceConfig"]["InstanceCount"] == 4
+    assert training["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
+    assert training["HyperParameters"]["resume"] == "auto"
+    assert training["CheckpointConfig"]["S3Uri"].startswith(f"s3://{BUCKET}/checkpoints/")
+    assert training["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/models"}
+    assert training["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
+
+    document = json.loads(result.stdout)
+    assert document["target"] == "aws"
+    assert document["data_uri"] == data_uri
+    # The data really went to the bucket.
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"data/{synth_data.name}/train/")
+    assert listed["KeyCount"] > 0
+
+
+def test_aws_target_needs_outputs(aws, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--target",
+            "aws",
+            "--outputs",
+            str(tmp_path / "missing.json"),
+            "--data-uri",
+            "s3://x/y",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "cannot read Terraform outputs" in result.output
+
+
+def test_aws_target_needs_data(aws):
+    outputs, *_ = aws
+    result = CliRunner().invoke(app, ["train", "--target", "aws", "--outputs", str(outputs)])
+    assert result.exit_code == 1
+    assert "--data" in result.output
