@@ -12,15 +12,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Synthetic data in the dogImages layout, then a short CPU training run that writes a
-# self-contained SageMaker-style model artifact to runs/quickstart/model.
+# The main job, locally: a synthetic data set in the dogImages layout, the local cloud in the
+# background, then `ops train` (a 2-trial tuning job and a training job with the best values).
 quickstart: install
 	$(BIN)/ops data synth data/synth --classes 5 --per-class 24
-	$(BIN)/python -m ml.train --data data/synth --model-dir runs/quickstart/model \
-	  --output-data-dir runs/quickstart/output --checkpoint-dir runs/quickstart/checkpoints \
-	  --arch resnet18 --weights none --image-size 64 --epochs 8 --batch-size 16 \
-	  --learning-rate 0.003 --test
-	@echo "model artifact: runs/quickstart/model  (serve it: $(BIN)/ops serve runs/quickstart/model)"
+	$(BIN)/ops local up --detach
+	$(BIN)/ops train --data data/synth
+	@echo "next: $(BIN)/ops serve <the model artifact's s3:// URI>; $(BIN)/ops local down stops the local cloud"
 
 lint: install
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -162,6 +163,28 @@ def test_ops_train_on_ec2_locally_uses_the_same_s3_layout(registered, synth_data
     assert document["model_artifact"].startswith("s3://dogops-local/models/dogops-ec2-")
     assert document["model_artifact"].endswith("/output/model.tar.gz")
     assert "Test Loss" in document["metrics"]
+
+    # `ops serve` takes the printed s3:// URI and serves it like the SageMaker container.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "serve", document["model_artifact"], "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening on http://127.0.0.1:"), line
+        url = line.split()[-1]
+        assert httpx.get(url + "/ping", timeout=30).status_code == 200
+        image = next((synth_data / "test").rglob("*.jpg")).read_bytes()
+        answer = httpx.post(
+            url + "/invocations", content=image, headers={"Content-Type": "image/jpeg"}, timeout=30
+        )
+        assert answer.status_code == 200
+        assert len(answer.json()["predictions"]) >= 1
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_bad_data_folder_is_a_clear_error(registered, tmp_path):
