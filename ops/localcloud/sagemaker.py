@@ -42,6 +42,30 @@ def _check_name(name: str, pattern: re.Pattern, what: str) -> None:
         )
 
 
+def _validate_job(request: dict, definition: bool = False) -> None:
+    """The checks AWS makes on a training job request (or a tuning job's job definition)."""
+    required = [
+        "AlgorithmSpecification",
+        "RoleArn",
+        "OutputDataConfig",
+        "ResourceConfig",
+        "StoppingCondition",
+    ]
+    _require(request, *required if definition else ["TrainingJobName", *required])
+    if not definition:
+        _check_name(request["TrainingJobName"], NAME_PATTERN, "trainingJobName")
+    if not str(request["OutputDataConfig"].get("S3OutputPath", "")).startswith("s3://"):
+        raise validation_error("OutputDataConfig.S3OutputPath must be an s3:// URI")
+    count = request["ResourceConfig"].get("InstanceCount")
+    if not isinstance(count, int) or count < 1:
+        raise validation_error("ResourceConfig.InstanceCount must be a positive integer")
+    for metric in request["AlgorithmSpecification"].get("MetricDefinitions", []):
+        try:
+            re.compile(metric["Regex"])
+        except (KeyError, re.error) as exc:
+            raise validation_error(f"metric {metric.get('Name')}: bad Regex: {exc}") from exc
+
+
 # -- tuning ---------------------------------------------------------------------------------
 
 
@@ -286,29 +310,8 @@ class SageMaker:
         return {"TrainingJobArn": job.arn}
 
     def _new_training_job(self, region: str, request: dict, tuning: TuningJob | None = None):
-        _require(
-            request,
-            "TrainingJobName",
-            "AlgorithmSpecification",
-            "RoleArn",
-            "OutputDataConfig",
-            "ResourceConfig",
-            "StoppingCondition",
-        )
+        _validate_job(request)
         name = request["TrainingJobName"]
-        _check_name(name, NAME_PATTERN, "trainingJobName")
-        if not str(request["OutputDataConfig"].get("S3OutputPath", "")).startswith("s3://"):
-            raise validation_error("OutputDataConfig.S3OutputPath must be an s3:// URI")
-        count = request["ResourceConfig"].get("InstanceCount")
-        if not isinstance(count, int) or count < 1:
-            raise validation_error("ResourceConfig.InstanceCount must be a positive integer")
-        for definition in request["AlgorithmSpecification"].get("MetricDefinitions", []):
-            try:
-                re.compile(definition["Regex"])
-            except (KeyError, re.error) as exc:
-                raise validation_error(
-                    f"metric {definition.get('Name')}: bad Regex: {exc}"
-                ) from exc
         with self.lock:
             if (region, name) in self.training:
                 raise AwsError(
@@ -363,6 +366,7 @@ class SageMaker:
         _require(request, "TrainingJobDefinition")
         config = request["HyperParameterTuningJobConfig"]
         definition = request["TrainingJobDefinition"]
+        _validate_job(definition, definition=True)  # now, not when the first trial starts
         strategy = config.get("Strategy", "Bayesian")
         objective = config.get("HyperParameterTuningJobObjective") or {}
         metric = objective.get("MetricName")

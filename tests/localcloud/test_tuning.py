@@ -138,6 +138,10 @@ def test_all_trials_failing_fails_the_tuning_job(staged):
             "not among the training job definition's MetricDefinitions",
         ),
         (
+            lambda r: r["TrainingJobDefinition"]["OutputDataConfig"].update(S3OutputPath="/tmp"),
+            "must be an s3:// URI",
+        ),
+        (
             lambda r: r["HyperParameterTuningJobConfig"].update(Strategy="Hyperband"),
             "not supported locally",
         ),
