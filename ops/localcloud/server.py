@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ops.localcloud import iam
 from ops.localcloud.protocol import AwsError, region_of, to_wire
 from ops.localcloud.sagemaker import SageMaker
 from ops.localcloud.training import TrainingRunner
@@ -37,6 +38,7 @@ from ops.model_server import bind
 
 log = logging.getLogger("dogops.localcloud")
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+logging.getLogger("httpx").setLevel(logging.WARNING)  # the front door's proxied requests
 HEALTH_PATH = "/_localcloud/health"
 AMZ_JSON = "application/x-amz-json-1.1"
 # Hop-by-hop headers (RFC 9110 7.6.1) and those httpx recomputes.
@@ -74,7 +76,8 @@ def create_app(moto_url: str, intercepts: Intercepts) -> Starlette:
                 "status": "ok",
                 "pid": os.getpid(),
                 "moto": moto_url,
-                "intercepted": [f"SageMaker.{op}" for op in SageMaker.OPERATIONS],
+                "intercepted": [f"SageMaker.{op}" for op in SageMaker.OPERATIONS]
+                + [f"IAM.{op}" for op in iam.OPERATIONS],
             }
         )
 
@@ -85,6 +88,8 @@ def create_app(moto_url: str, intercepts: Intercepts) -> Starlette:
         body = await request.body()
         if service is not None:
             return await _answer(service, operation, request, body)
+        if _signed_for(request, "iam") and iam.operation_of(body):
+            return Response(iam.simulate(body), media_type="text/xml")
         return await _proxy(client, request, body)
 
     @contextlib.asynccontextmanager
@@ -97,6 +102,12 @@ def create_app(moto_url: str, intercepts: Intercepts) -> Starlette:
         routes=[Route("/{path:path}", dispatch, methods=methods)],
         lifespan=lifespan,
     )
+
+
+def _signed_for(request: Request, service: str) -> bool:
+    """Whether the SigV4 credential scope names ``service`` (query-protocol APIs like IAM carry
+    no X-Amz-Target)."""
+    return f"/{service}/aws4_request" in request.headers.get("authorization", "")
 
 
 async def _answer(service, operation: str, request: Request, body: bytes) -> Response:

@@ -3,6 +3,7 @@ HyperparameterTuner.tune() run our ml/ code and report what AWS would."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -48,11 +49,15 @@ def sdk(aws_env, staged, monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_model_trainer_train(sdk, staged):
+def test_model_trainer_train(sdk, staged, caplog):
     trainer, inputs = sdk
-    trainer.train(input_data_config=inputs, wait=True, logs=False)
+    caplog.set_level(logging.INFO, logger="sagemaker.core.resources")
+    trainer.train(input_data_config=inputs, wait=True, logs=True)
     job = trainer._latest_training_job
     assert job.training_job_status == "Completed", job.failure_reason
+    # The SDK streamed the job's output from CloudWatch Logs, as it does on AWS.
+    streamed = "\n".join(r.getMessage() for r in caplog.records)
+    assert "algo-1" in streamed and "Test Loss:" in streamed
     artifact = job.model_artifacts.s3_model_artifacts
     assert artifact.startswith(f"s3://{BUCKET}/sdk-models/sdk-train-")
     assert artifact.endswith("/output/model.tar.gz")

@@ -150,3 +150,18 @@ def test_requests_not_intercepted_reach_moto(staged):
     assert iam.get_role(RoleName="passthrough")["Role"]["Arn"] == role["Arn"]
     head = staged.client("s3").head_object(Bucket=BUCKET, Key="code/test/sourcedir.tar.gz")
     assert head["ContentLength"] > 1000
+
+
+def test_policy_simulator_allows_everything_because_nothing_is_enforced(staged):
+    iam = staged.client("iam")
+    role = iam.create_role(RoleName="simulated", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    answer = iam.simulate_principal_policy(
+        PolicySourceArn=role,
+        ActionNames=["s3:PutObject", "sagemaker:CreateTrainingJob"],
+        ResourceArns=[f"arn:aws:s3:::{BUCKET}/*"],
+    )
+    validate_response(iam, "SimulatePrincipalPolicy", answer)
+    assert [(r["EvalActionName"], r["EvalDecision"]) for r in answer["EvaluationResults"]] == [
+        ("s3:PutObject", "allowed"),
+        ("sagemaker:CreateTrainingJob", "allowed"),
+    ]
