@@ -68,6 +68,13 @@ def test_train_without_a_local_cloud_says_how_to_start_one(tmp_path, monkeypatch
     assert "ops local up --detach" in result.output
 
 
+def train_json(data, *args: str) -> dict:
+    """`ops train --data DATA ARGS --json`, which must succeed; its JSON result."""
+    result = CliRunner().invoke(app, ["train", "--data", str(data), *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 @pytest.fixture
 def registered(cloud, tmp_path, monkeypatch):
     """Make the session's in-process local cloud the one `ops` finds."""
@@ -78,29 +85,8 @@ def registered(cloud, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_ops_train_tunes_then_trains_and_records(registered, synth_data):
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "--data",
-            str(synth_data),
-            "--max-jobs",
-            "2",
-            "--max-parallel",
-            "1",
-            "--epochs",
-            "2",
-            "--image-size",
-            "32",
-            "--strategy",
-            "Random",
-            "--seed",
-            "5",
-            "--json",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
+    flags = "--max-jobs 2 --max-parallel 1 --epochs 2 --image-size 32 --strategy Random --seed 5"
+    document = train_json(synth_data, *flags.split())
     assert document["target"] == "local"
     assert len(document["trials"]) == 2
     objectives = [t["objective"] for t in document["trials"]]
@@ -115,24 +101,9 @@ def test_ops_train_tunes_then_trains_and_records(registered, synth_data):
 
 @pytest.mark.slow
 def test_ops_train_two_instances_distributed(registered, synth_data):
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "--data",
-            str(synth_data),
-            "--skip-tuning",
-            "--instance-count",
-            "2",
-            "--epochs",
-            "1",
-            "--image-size",
-            "32",
-            "--json",
-        ],
+    document = train_json(
+        synth_data, "--skip-tuning", "--instance-count", "2", "--epochs", "1", "--image-size", "32"
     )
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
     assert document["instance_count"] == 2
     assert document["tuning_job"] is None
     assert document["best_hyperparameters"] == {
@@ -143,23 +114,7 @@ def test_ops_train_two_instances_distributed(registered, synth_data):
 
 @pytest.mark.slow
 def test_ops_train_on_ec2_locally_uses_the_same_s3_layout(registered, synth_data, cloud):
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "--on",
-            "ec2",
-            "--data",
-            str(synth_data),
-            "--epochs",
-            "1",
-            "--image-size",
-            "32",
-            "--json",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
+    document = train_json(synth_data, "--on", "ec2", "--epochs", "1", "--image-size", "32")
     assert document["model_artifact"].startswith("s3://dogops-local/models/dogops-ec2-")
     assert document["model_artifact"].endswith("/output/model.tar.gz")
     assert "Test Loss" in document["metrics"]
