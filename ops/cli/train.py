@@ -107,13 +107,15 @@ class LiveView:
                 training.OBJECTIVE_METRIC,
             ):
                 table.add_column(column)
+            prefix = self.tuning["HyperParameterTuningJobName"] + "-"
             for trial in sorted(self.trials, key=lambda t: t["TrainingJobName"]):
                 tuned = trial.get("TunedHyperParameters", {})
                 value = trial.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
+                rate = tuned.get("learning-rate")
                 table.add_row(
-                    trial["TrainingJobName"],
+                    trial["TrainingJobName"].removeprefix(prefix),
                     trial["TrainingJobStatus"],
-                    tuned.get("learning-rate", "-"),
+                    f"{float(rate):.4g}" if rate else "-",
                     tuned.get("batch-size", "-"),
                     f"{value:.4f}" if value is not None else "-",
                 )
