@@ -104,3 +104,29 @@ def test_hyperparameter_tuner_tune(sdk, staged):
     assert len(trials) == 2
     lowest = min(t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for t in trials)
     assert best.final_hyper_parameter_tuning_job_objective_metric.value == lowest
+
+
+@pytest.mark.slow
+def test_model_trainer_torchrun_on_two_instances(sdk, staged):
+    from sagemaker.core.training.configs import Compute
+    from sagemaker.train.distributed import Torchrun
+
+    trainer, inputs = sdk
+    trainer.compute = Compute(instance_type="ml.m5.xlarge", instance_count=2)
+    trainer.distributed = Torchrun()
+    trainer.base_job_name = "sdk-ddp"
+    trainer.train(input_data_config=inputs, wait=True, logs=False)
+    job = trainer._latest_training_job
+    assert job.training_job_status == "Completed", job.failure_reason
+    logs = staged.client("logs")
+    streams = logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=job.training_job_name + "/"
+    )["logStreams"]
+    assert len(streams) == 2
+    first = next(s for s in streams if "/algo-1-" in s["logStreamName"])
+    events = logs.get_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName=first["logStreamName"],
+        startFromHead=True,
+    )["events"]
+    assert any("world_size=2" in e["message"] for e in events)  # sourcecode + distributed.json

@@ -39,7 +39,7 @@ def aws(tmp_path, monkeypatch):
     def session(*args, **kwargs):
         created = real_session(*args, **kwargs)
         created.events.register(
-            "provide-client-params.sagemaker", lambda params, model, **kw: record(model, params)
+            "provide-client-params", lambda params, model, **kw: record(model, params)
         )
         created.events.register(
             "before-call.sagemaker.ListTrainingJobsForHyperParameterTuningJob", list_trials
@@ -161,6 +161,43 @@ def test_aws_train_sends_the_tuning_and_training_requests(aws, synth_data):
     # The data really went to the bucket.
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"data/{synth_data.name}/train/")
     assert listed["KeyCount"] > 0
+
+
+def test_aws_train_on_ec2_runs_the_script_on_the_training_host(aws, synth_data):
+    outputs, _, calls, _ = aws
+    document = json.loads(outputs.read_text())
+    document["training_host_instance_id"] = {"value": "i-0123456789abcdef0", "type": "string"}
+    outputs.write_text(json.dumps(document))
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--target",
+            "aws",
+            "--on",
+            "ec2",
+            "--outputs",
+            str(outputs),
+            "--data",
+            str(synth_data),
+            "--learning-rate",
+            "0.02",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    command = sent(calls, "SendCommand")
+    assert command["InstanceIds"] == ["i-0123456789abcdef0"]
+    assert command["DocumentName"] == "AWS-RunShellScript"
+    script = "\n".join(command["Parameters"]["commands"])
+    assert f"aws s3 sync --only-show-errors s3://{BUCKET}/data/{synth_data.name} " in script
+    assert "python3 -m ml.train --data" in script
+    assert "--learning-rate 0.02 " in script and "--batch-size 32" in script
+    assert "--arch resnet50 --weights imagenet --image-size 224" in script
+    artifact = json.loads(result.stdout)["model_artifact"]
+    assert artifact.startswith(f"s3://{BUCKET}/models/dogops-ec2-")
+    assert "aws s3 cp --only-show-errors" in script and artifact in script
+    assert not [name for name, _ in calls if name.startswith("Create")]  # no SageMaker job
 
 
 def test_aws_target_needs_outputs(aws, tmp_path):
