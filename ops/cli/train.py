@@ -33,6 +33,17 @@ class Where(StrEnum):
     ec2 = "ec2"
 
 
+class Arch(StrEnum):
+    resnet18 = "resnet18"
+    resnet34 = "resnet34"
+    resnet50 = "resnet50"
+
+
+class Weights(StrEnum):
+    imagenet = "imagenet"
+    none = "none"
+
+
 class Strategy(StrEnum):
     bayesian = "Bayesian"
     random = "Random"
@@ -184,13 +195,13 @@ def train(
     ] = 1,
     epochs: Annotated[int | None, typer.Option(help="Epochs (local 8, aws 5).", min=1)] = None,
     arch: Annotated[
-        str | None, typer.Option(help="resnet18/34/50 (local resnet18, aws resnet50).")
+        Arch | None, typer.Option(help="Backbone (local resnet18, aws resnet50).")
     ] = None,
     image_size: Annotated[
         int | None, typer.Option(help="Image side (local 64, aws 224).", min=32)
     ] = None,
     weights: Annotated[
-        str | None, typer.Option(help="imagenet or none (local none, aws imagenet).")
+        Weights | None, typer.Option(help="Pretrained weights (local none, aws imagenet).")
     ] = None,
     tuning_instance_type: Annotated[str, typer.Option()] = "ml.m5.xlarge",
     instance_type: Annotated[str, typer.Option(help="Final job's instance type.")] = (
@@ -207,8 +218,8 @@ def train(
     result for `ops promote-endpoint`."""
     base = training.PROFILES[target.value]
     profile = training.Profile(
-        arch=arch or base.arch,
-        weights=weights or base.weights,
+        arch=arch.value if arch else base.arch,
+        weights=weights.value if weights else base.weights,
         image_size=image_size or base.image_size,
         epochs=epochs or base.epochs,
     )
