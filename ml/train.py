@@ -190,6 +190,15 @@ def _setup_distributed(device_type: str) -> Distributed:
     return info
 
 
+def _instance_cpus() -> int:
+    """The instance's cores: SageMaker's SM_NUM_CPUS (the local cloud sets a share of this
+    machine's cores when jobs run side by side), else what the OS reports."""
+    try:
+        return max(1, int(os.environ["SM_NUM_CPUS"]))
+    except (KeyError, ValueError):
+        return os.cpu_count() or 1
+
+
 def _log(info: Distributed, message: str) -> None:
     if info.is_main:
         print(message, flush=True)
@@ -242,11 +251,12 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
+    cpus = _instance_cpus()
+    if device.type != "cuda":
+        torch.set_num_threads(max(1, cpus // info.local_world_size))
     workers = args.workers
     if workers is None:
-        workers = min(4, max(0, (os.cpu_count() or 1) // info.local_world_size))
+        workers = min(4, max(0, cpus // info.local_world_size))
     random.seed(args.seed + info.rank)
     torch.manual_seed(args.seed)
 
