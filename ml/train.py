@@ -63,7 +63,14 @@ MODEL_NAME = "model.pth"
 CONFIG_NAME = "model_config.json"
 # Files copied into the artifact's code/ folder so the SageMaker PyTorch serving container (and
 # the local model server) can load it with nothing else installed.
-SERVING_MODULES = ("__init__.py", "data.py", "model.py", "inference.py", "url_fetch.py")
+SERVING_MODULES = (
+    "__init__.py",
+    "data.py",
+    "layout.py",
+    "model.py",
+    "inference.py",
+    "url_fetch.py",
+)
 
 
 def _default_dir(env_var: str, sagemaker_path: str, local: str) -> str:

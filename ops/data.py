@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from ml.data import DataLayoutError, Layout, validate_layout
+from ml.layout import DataLayoutError, Layout, validate_layout
 from ops import synth
 from ops.errors import OpsError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ml.data import SPLITS, Layout, validate_layout
+from ml.layout import SPLITS, Layout, validate_layout
 
 BREEDS = (
     "Affenpinscher",

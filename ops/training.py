@@ -20,7 +20,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 import ml
-from ml.data import DataLayoutError, validate_layout
+from ml.layout import DataLayoutError, validate_layout
 from ops import s3
 from ops.errors import OpsError
 from ops.metrics import METRIC_DEFINITIONS

@@ -15,7 +15,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ml.data import Layout
+from ml.layout import Layout
 from ops import data, s3
 
 app = typer.Typer(

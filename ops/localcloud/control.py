@@ -21,7 +21,7 @@ from ops.errors import OpsError
 from ops.localcloud.server import HEALTH_PATH, LocalCloud, client_environment
 
 START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 120.0  # time to save S3 (only changed objects) and stop jobs
 
 
 def home() -> Path:

@@ -16,11 +16,13 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpcore
 import httpx
 import uvicorn
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -30,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ops.localcloud import iam
+from ops.localcloud import iam, persist
 from ops.localcloud.protocol import AwsError, region_of, to_wire
 from ops.localcloud.sagemaker import SageMaker
 from ops.localcloud.training import TrainingRunner
@@ -38,11 +40,19 @@ from ops.model_server import bind
 
 log = logging.getLogger("dogops.localcloud")
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
-logging.getLogger("httpx").setLevel(logging.WARNING)  # the front door's proxied requests
 HEALTH_PATH = "/_localcloud/health"
 AMZ_JSON = "application/x-amz-json-1.1"
-# Hop-by-hop headers (RFC 9110 7.6.1) and those httpx recomputes.
-_DROP_REQUEST = {"host", "connection", "keep-alive", "transfer-encoding", "upgrade", "te"}
+# Hop-by-hop headers (RFC 9110 7.6.1) and those we recompute.
+_DROP_REQUEST = {
+    "host",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "content-length",
+    "expect",
+}
 _DROP_RESPONSE = {
     "connection",
     "keep-alive",
@@ -68,7 +78,8 @@ class Intercepts:
 
 
 def create_app(moto_url: str, intercepts: Intercepts) -> Starlette:
-    client = httpx.AsyncClient(base_url=moto_url, timeout=httpx.Timeout(300.0, connect=10.0))
+    pool = httpcore.AsyncConnectionPool(max_connections=64)
+    moto = httpx.URL(moto_url)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -90,12 +101,12 @@ def create_app(moto_url: str, intercepts: Intercepts) -> Starlette:
             return await _answer(service, operation, request, body)
         if _signed_for(request, "iam") and iam.operation_of(body):
             return Response(iam.simulate(body), media_type="text/xml")
-        return await _proxy(client, request, body)
+        return await _proxy(pool, moto, request, body)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         yield
-        await client.aclose()
+        await pool.aclose()
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
     return Starlette(
@@ -143,39 +154,51 @@ async def _answer(service, operation: str, request: Request, body: bytes) -> Res
         )
 
 
-async def _proxy(client: httpx.AsyncClient, request: Request, body: bytes) -> Response:
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
+async def _proxy(
+    pool: httpcore.AsyncConnectionPool, moto: httpx.URL, request: Request, body: bytes
+) -> Response:
+    """Pass the request to moto byte for byte. httpcore rather than httpx: httpx normalises
+    dot segments in paths, which would turn the S3 key ``a/../b`` into ``b``."""
+    target = request.scope.get("raw_path") or request.url.path.encode()
+    if request.scope.get("query_string"):
+        target += b"?" + request.scope["query_string"]
+    headers = [
+        (k.encode("latin-1"), v.encode("latin-1"))
+        for k, v in request.headers.items()
+        if k.lower() not in _DROP_REQUEST
+    ]
     # moto routes some services by Host; keep the one the client signed.
-    headers.append(("host", request.headers.get("host", "")))
-    upstream = await client.request(
-        request.method,
-        request.url.path,
-        params=request.url.query,
+    headers.append((b"host", request.headers.get("host", "").encode("latin-1")))
+    headers.append((b"content-length", str(len(body)).encode()))
+    upstream = await pool.request(
+        request.method.encode(),
+        httpcore.URL(scheme=b"http", host=moto.host.encode(), port=moto.port, target=target),
         headers=headers,
         content=body,
+        extensions={"timeout": {"connect": 10.0, "read": 300.0, "write": 300.0, "pool": 300.0}},
     )
+    content = upstream.content
     out_headers = [
-        (k, v) for k, v in upstream.headers.multi_items() if k.lower() not in _DROP_RESPONSE
+        (k, v) for k, v in upstream.headers if k.decode("latin-1").lower() not in _DROP_RESPONSE
     ]
-    response = Response(upstream.content, status_code=upstream.status_code)
-    response.raw_headers = [
-        *[(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers],
-        (b"content-length", str(len(upstream.content)).encode()),
-    ]
-    if request.method == "HEAD" and "content-length" in upstream.headers:
-        response.raw_headers[-1] = (b"content-length", upstream.headers["content-length"].encode())
+    response = Response(content, status_code=upstream.status)
+    length = str(len(content)).encode()
+    if request.method == "HEAD":
+        length = dict((k.lower(), v) for k, v in upstream.headers).get(b"content-length", length)
+    response.raw_headers = [*out_headers, (b"content-length", length)]
     return response
 
 
 class LocalCloud:
     """moto + the intercepting front door + the job runners, started and stopped together."""
 
-    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 0, persist: bool = True):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the local cloud binds loopback addresses only")
         self.home = home
         self.host = host
         self.port = port
+        self.persist = persist
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -187,6 +210,11 @@ class LocalCloud:
         self.moto.start()
         moto_host, moto_port = self.moto.get_host_and_port()
         moto_url = f"http://{moto_host}:{moto_port}"
+        self._moto_url = moto_url
+        if self.persist:
+            restored = persist.restore(moto_url, self.home / "s3")
+            if restored:
+                log.info("restored %d S3 objects from %s", restored, self.home / "s3")
         runner = TrainingRunner(moto_url, self.home / "jobs")
         self.sagemaker = SageMaker(runner)
         app = create_app(moto_url, Intercepts(self.sagemaker))
@@ -235,6 +263,12 @@ class LocalCloud:
         if self.sagemaker is not None:
             self.sagemaker.shutdown()
             self.sagemaker = None
+            if self.persist:
+                try:
+                    written = persist.snapshot(self._moto_url, self.home / "s3")
+                    log.info("saved S3 to %s (%d objects written)", self.home / "s3", written)
+                except Exception:  # never lose the shutdown over it; say so loudly
+                    log.exception("could not save S3 to %s", self.home / "s3")
             self.moto.stop()
 
     def environment(self) -> dict[str, str]:
@@ -252,6 +286,10 @@ def client_environment(url: str) -> dict[str, str]:
     }
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -261,6 +299,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ready-file", type=Path, help="write {url, pid} here once serving")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; with the default handler
+    # that would end the process before S3 is saved and jobs are stopped.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cloud = LocalCloud(args.home, port=args.port)
 
     def ready(cloud: LocalCloud) -> None:
