@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import tarfile
 import time
 from collections.abc import Callable
@@ -107,7 +108,9 @@ Progress = Callable[[str, dict], None]
 
 
 def _stamp() -> str:
-    return datetime.now(UTC).strftime("%y%m%d-%H%M%S")
+    """Time to the second plus 4 hex digits: two runs in the same second do not collide, and
+    ``dogops-hpo-<stamp>`` stays within the 32 characters a tuning job name may have."""
+    return datetime.now(UTC).strftime("%y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def image_uri(region: str, instance_type: str) -> str:
