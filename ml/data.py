@@ -15,6 +15,7 @@ with truncation tolerated, because a single damaged training image must not stop
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,6 +117,15 @@ class DogImages(Dataset):
         return image, label
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """The forkserver start method, its server preloaded with this module (and so torch and
+    torchvision): workers then fork from a clean single-threaded process that has the imports
+    done, instead of importing torch each."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["ml.data"])
+    return context
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -148,6 +158,11 @@ def make_loader(
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
+        # Distributed: workers start from a clean forkserver, not by forking this process. A
+        # fork taken while gloo's threads hold a lock can leave the child stuck for ever (seen:
+        # a two-rank run whose rank 0 waited on an eval worker frozen in os.fork). Costs ~2 s
+        # once per run (the server imports torch), so single-process runs keep plain fork.
+        multiprocessing_context=_worker_context() if workers > 0 and world_size > 1 else None,
         generator=generator,
         drop_last=False,
     )
