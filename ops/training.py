@@ -14,6 +14,7 @@ import secrets
 import tarfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -281,7 +282,29 @@ def training_request(
     }
 
 
+@contextmanager
+def _interruptible(kind: str, name: str, stop: str):
+    """Ctrl-C stops waiting, not the job: say so, and how to stop it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise OpsError(
+            f"interrupted: {kind} {name} keeps running; stop it with "
+            f"`aws sagemaker {stop} --{kind.replace(' ', '-')}-name {name}`"
+        ) from None
+
+
 def wait_tuning(target: Target, name: str, progress: Progress, poll_s: float) -> dict:
+    with _interruptible("hyper-parameter-tuning-job", name, "stop-hyper-parameter-tuning-job"):
+        return _wait_tuning(target, name, progress, poll_s)
+
+
+def wait_training(target: Target, name: str, progress: Progress, poll_s: float) -> dict:
+    with _interruptible("training-job", name, "stop-training-job"):
+        return _wait_training(target, name, progress, poll_s)
+
+
+def _wait_tuning(target: Target, name: str, progress: Progress, poll_s: float) -> dict:
     sm = target.client("sagemaker")
     while True:
         described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
@@ -294,7 +317,7 @@ def wait_tuning(target: Target, name: str, progress: Progress, poll_s: float) ->
         time.sleep(poll_s)
 
 
-def wait_training(target: Target, name: str, progress: Progress, poll_s: float) -> dict:
+def _wait_training(target: Target, name: str, progress: Progress, poll_s: float) -> dict:
     sm = target.client("sagemaker")
     while True:
         described = sm.describe_training_job(TrainingJobName=name)

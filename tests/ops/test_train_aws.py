@@ -222,3 +222,19 @@ def test_aws_target_needs_data(aws):
     result = CliRunner().invoke(app, ["train", "--target", "aws", "--outputs", str(outputs)])
     assert result.exit_code == 1
     assert "--data" in result.output
+
+
+def test_ctrl_c_while_waiting_says_the_job_keeps_running(aws, synth_data):
+    from ops import training
+    from ops.errors import OpsError
+    from ops.target import resolve
+
+    outputs, *_ = aws
+
+    def interrupt(event: str, info: dict) -> None:
+        if event == "tuning":
+            raise KeyboardInterrupt
+
+    plan = training.TrainPlan(data=synth_data, profile=training.PROFILES["aws"])
+    with pytest.raises(OpsError, match="keeps running; stop it with `aws sagemaker stop-hyper"):
+        training.train(resolve("aws", outputs), plan, progress=interrupt)
