@@ -104,24 +104,24 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             Accept=JSON_CONTENT_TYPE,
             Body=request.body,
         )
-        payload = response["Body"].read()
-        result = _respond(200, payload, request_id)
+        result = _respond(200, response["Body"].read(), request_id)
+        error = None
     except BadRequest as exc:
-        result = _error(exc.status_code, str(exc), request_id)
+        error = exc.status_code, str(exc)
     except _Misconfigured as exc:
-        result = _error(500, f"function misconfigured: {exc}", request_id)
+        error = 500, f"function misconfigured: {exc}"
     except ClientError as exc:
-        status, message = _endpoint_error(exc)
+        error = _endpoint_error(exc)
         log["aws_error"] = exc.response.get("Error", {}).get("Code")
-        result = _error(status, message, request_id)
     except (ConnectTimeoutError, ReadTimeoutError) as exc:
-        result = _error(504, f"the model endpoint did not answer in time: {exc}", request_id)
+        error = 504, f"the model endpoint did not answer in time: {exc}"
     except BotoCoreError as exc:
-        result = _error(502, f"could not reach the model endpoint: {exc}", request_id)
+        error = 502, f"could not reach the model endpoint: {exc}"
+    if error is not None:
+        result = _error(*error, request_id)
+        log["error"] = error[1]
     log["status"] = result["statusCode"]
     log["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    if result["statusCode"] >= 400:
-        log["error"] = json.loads(result["body"])["error"]
     _log("ERROR" if result["statusCode"] >= 500 else "INFO", "invoke", log)
     return result
 
