@@ -57,18 +57,6 @@ class Target:
             config=Config(retries={"max_attempts": 5, "mode": "standard"}),
         )
 
-    def environment(self) -> dict[str, str]:
-        """Variables for a child process (SDK, CLI) so it talks to the same place."""
-        if self.endpoint_url is None:
-            return {}
-        credentials = self.session.get_credentials()
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": credentials.access_key,
-            "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
-            "AWS_DEFAULT_REGION": self.region,
-        }
-
 
 def resolve(name: str, outputs_file: Path | None = None) -> Target:
     if name == "local":

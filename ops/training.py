@@ -25,6 +25,7 @@ import ml
 from ml.layout import DataLayoutError, validate_layout
 from ops import s3
 from ops.errors import OpsError
+from ops.jsonfile import write_atomic
 from ops.metrics import METRIC_DEFINITIONS
 from ops.target import Target
 
@@ -342,7 +343,6 @@ def train(
     plan: TrainPlan,
     progress: Progress | None = None,
     poll_s: float = 2.0,
-    record_dir: Path | None = None,
 ) -> TrainResult:
     progress = progress or (lambda event, info: None)
     started = time.monotonic()
@@ -401,8 +401,6 @@ def train(
         metrics={m["MetricName"]: m["Value"] for m in described.get("FinalMetricDataList", [])},
         seconds=round(time.monotonic() - started, 1),
     )
-    if record_dir is not None:
-        result.recorded = str(record(result, record_dir))
     return result
 
 
@@ -410,7 +408,6 @@ def train_on_ec2(
     target: Target,
     plan: TrainPlan,
     progress: Progress | None = None,
-    record_dir: Path | None = None,
 ) -> TrainResult:
     """The script on a plain host (no tuning): Terraform's EC2 host on AWS, this machine locally.
     The model lands in the same S3 layout as a SageMaker job's."""
@@ -449,16 +446,12 @@ def train_on_ec2(
         metrics=metrics,
         seconds=round(time.monotonic() - started, 1),
     )
-    if record_dir is not None:
-        result.recorded = str(record(result, record_dir))
     return result
 
 
 def record(result: TrainResult, folder: Path) -> Path:
-    """Keep the result where `ops promote-endpoint` finds it: ``<folder>/<target>.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Keep the result where `ops promote-endpoint` finds it: ``<folder>/<target>.json``;
+    ``result.recorded`` names that file."""
     path = folder / f"{result.target}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=2))
-    tmp.replace(path)
-    return path
+    result.recorded = str(path)
+    return write_atomic(path, result.to_json(), indent=2)

@@ -246,14 +246,14 @@ def train(
         random_seed=seed,
     )
     resolved = resolve(target.value, outputs)
-    record_dir = home() / "trained"
     console = Console(stderr=True)
     interactive = not as_json and console.is_terminal
-    with LiveView(console) if interactive else _Quiet(console, as_json) as view:
+    with LiveView(console) if interactive else _Quiet(silent=as_json) as view:
         if on is Where.ec2:
-            result = training.train_on_ec2(resolved, plan, view, record_dir=record_dir)
+            result = training.train_on_ec2(resolved, plan, view)
         else:
-            result = training.train(resolved, plan, view, record_dir=record_dir)
+            result = training.train(resolved, plan, view)
+    training.record(result, home() / "trained")
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -271,7 +271,7 @@ def train(
 class _Quiet:
     """Progress as plain lines on stderr (not a terminal), or nothing (--json)."""
 
-    def __init__(self, console: Console, silent: bool):
+    def __init__(self, silent: bool):
         self.silent = silent
         self.last: dict[str, str] = {}
 
@@ -286,7 +286,7 @@ class _Quiet:
             return
         line = None
         if event in ("uploaded", "tuning-started", "training-started", "ec2-started", "tuned"):
-            line = f"{event}: {json.dumps({k: v for k, v in info.items()}, default=str)}"
+            line = f"{event}: {json.dumps(info, default=str)}"
         elif event == "tuning":
             job = info["job"]
             counters = job["TrainingJobStatusCounters"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from ops.errors import OpsError
+from ops.jsonfile import write_atomic
 from ops.localcloud.server import HEALTH_PATH, LocalCloud, client_environment
 
 START_TIMEOUT_S = 60.0
@@ -52,11 +53,7 @@ def read_state() -> State | None:
 
 
 def _write_state(state: State) -> None:
-    path = state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
-    tmp.replace(path)
+    write_atomic(state_file(), asdict(state), indent=2)
 
 
 def health(url: str, timeout: float = 2.0) -> dict | None:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import boto3
 
+from ops.jsonfile import write_atomic
+
 log = logging.getLogger("dogops.localcloud")
 MANIFEST = "manifest.json"
 
@@ -75,9 +77,7 @@ def snapshot(moto_url: str, root: Path) -> int:
     for path in objects_dir.iterdir():
         if path.name not in kept:
             path.unlink()
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"buckets": buckets}))
-    tmp.replace(root / MANIFEST)
+    write_atomic(root / MANIFEST, {"buckets": buckets})
     return written
 
 

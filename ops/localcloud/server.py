@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ops.jsonfile import write_atomic
 from ops.localcloud import iam, persist
 from ops.localcloud.protocol import AwsError, region_of, to_wire
 from ops.localcloud.sagemaker import SageMaker
@@ -307,11 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     def ready(cloud: LocalCloud) -> None:
         print(f"listening on {cloud.url}", flush=True)
         if args.ready_file:
-            tmp = args.ready_file.with_suffix(".tmp")
-            tmp.write_text(
-                json.dumps({"url": cloud.url, "pid": os.getpid(), "home": str(args.home)})
-            )
-            tmp.replace(args.ready_file)
+            document = {"url": cloud.url, "pid": os.getpid(), "home": str(args.home)}
+            write_atomic(args.ready_file, document)
 
     cloud.serve_forever(on_ready=ready)
 
