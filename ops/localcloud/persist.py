@@ -85,8 +85,8 @@ def restore(moto_url: str, root: Path) -> int:
     """Put back what the last snapshot kept; returns the number of objects."""
     manifest = _read_manifest(root)["buckets"]
     count = 0
+    s3 = _client(moto_url)
     for name, bucket in manifest.items():
-        s3 = _client(moto_url)
         region = bucket.get("region") or "us-east-1"
         if region == "us-east-1":
             s3.create_bucket(Bucket=name)

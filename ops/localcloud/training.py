@@ -43,7 +43,9 @@ from pathlib import Path
 
 import boto3
 
+from ops.errors import OpsError
 from ops.localcloud.protocol import AwsError, now, sagemaker_arn, validation_error
+from ops.s3 import parse_s3_uri
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 FAILURE_TAIL_LINES = 12
@@ -146,10 +148,12 @@ def _free_port() -> int:
 
 
 def parse_s3(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise validation_error(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
+    """`ops.s3.parse_s3_uri` (bucket, key or prefix without a trailing slash), failing as AWS
+    fails a request: with a ValidationException."""
+    try:
+        return parse_s3_uri(uri)
+    except OpsError as exc:
+        raise validation_error(str(exc)) from None
 
 
 @dataclass
@@ -565,11 +569,7 @@ class TrainingRunner:
                         relative = Path(key).name
                     else:
                         relative = key[len(prefix) :].lstrip("/") if prefix else key
-                        if (
-                            prefix
-                            and not prefix.endswith("/")
-                            and not key[len(prefix) :].startswith("/")
-                        ):
+                        if prefix and not key[len(prefix) :].startswith("/"):
                             continue  # s3://b/data must not match s3://b/data2/...
                     if not relative or relative.endswith("/"):
                         continue
