@@ -170,12 +170,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(model: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Load the model, bind, print ``listening on http://HOST:PORT`` and serve until stopped."""
-    app = create_app(resolve_model_dir(model))
-    sock = bind(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
-    print(f"listening on http://{bound_host}:{bound_port}", flush=True)
-    config = uvicorn.Config(app, log_level=os.environ.get("MODEL_SERVER_LOG_LEVEL", "warning"))
-    uvicorn.Server(config).run(sockets=[sock])
+    with tempfile.TemporaryDirectory(prefix="model-") as workdir:  # an unpacked model.tar.gz
+        app = create_app(resolve_model_dir(model, Path(workdir)))
+        sock = bind(host, port)
+        bound_host, bound_port = sock.getsockname()[:2]
+        print(f"listening on http://{bound_host}:{bound_port}", flush=True)
+        level = os.environ.get("MODEL_SERVER_LOG_LEVEL", "warning")
+        uvicorn.Server(uvicorn.Config(app, log_level=level)).run(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,9 +15,9 @@ from ops.s3 import parse_s3_uri
 from ops.target import resolve
 
 
-def _fetch(uri: str, target: str, outputs: Path | None) -> Path:
+def _fetch(uri: str, target: str, outputs: Path | None, folder: Path) -> Path:
     bucket, key = parse_s3_uri(uri)
-    destination = Path(tempfile.mkdtemp(prefix="dogops-serve-")) / "model.tar.gz"
+    destination = folder / "model.tar.gz"
     try:
         resolve(target, outputs).client("s3").download_file(bucket, key, str(destination))
     except (ClientError, BotoCoreError) as exc:
@@ -43,8 +43,11 @@ def serve(
     ] = None,
 ) -> None:
     """Serve a model like the SageMaker container does: GET /ping, POST /invocations."""
-    path = _fetch(model, target, outputs) if model.startswith("s3://") else Path(model)
-    try:
-        model_server.serve(path, host, port)
-    except model_server.ArtifactError as exc:
-        raise OpsError(str(exc)) from exc
+    with tempfile.TemporaryDirectory(prefix="dogops-serve-") as tmp:  # the download, if any
+        path = (
+            _fetch(model, target, outputs, Path(tmp)) if model.startswith("s3://") else Path(model)
+        )
+        try:
+            model_server.serve(path, host, port)
+        except model_server.ArtifactError as exc:
+            raise OpsError(str(exc)) from exc
