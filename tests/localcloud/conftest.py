@@ -4,6 +4,8 @@ small synthetic data set and the training code already uploaded, as `ops train` 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -100,6 +102,17 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, cloud: LocalCloud) -> str:
     for key, value in cloud.environment().items():
         monkeypatch.setenv(key, value)
     return cloud.url
+
+
+def run_ops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The `ops` command in a child process (`python -m ops.cli`), as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def wait_for(describe, done, timeout: float = 300.0, poll: float = 0.5) -> dict:

@@ -13,16 +13,7 @@ from typer.testing import CliRunner
 
 from ops.cli import app
 from ops.localcloud import control
-
-
-def ops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ops.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.localcloud.conftest import run_ops as ops
 
 
 def test_local_up_status_env_down(tmp_path):

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.localcloud.conftest import run_ops
 
 
 @pytest.fixture
@@ -20,13 +20,7 @@ def restartable(tmp_path):
     env = {**os.environ, "DOGOPS_HOME": str(tmp_path)}
 
     def ops(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "ops.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        done = run_ops(*args, env=env)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -42,7 +36,7 @@ def restartable(tmp_path):
         )
 
     yield up, lambda: ops("local", "down"), tmp_path
-    subprocess.run([sys.executable, "-m", "ops.cli", "local", "down"], env=env, timeout=180)
+    run_ops("local", "down", env=env)
 
 
 @pytest.mark.slow
