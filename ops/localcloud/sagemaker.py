@@ -162,7 +162,7 @@ class TuningJob:
     status: str = "InProgress"
     ended: datetime | None = None
     failure_reason: str | None = None
-    trials: list[tuple[TrainingJob, int]] = field(default_factory=list)  # job, optuna trial
+    trials: list[TrainingJob] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -197,15 +197,16 @@ class TuningJob:
                 "MetricName": self.objective_metric,
                 "Value": objective,
             }
-            summary["ObjectiveStatus"] = "Succeeded"
-        elif job.status in ("InProgress", "Stopping"):
-            summary["ObjectiveStatus"] = "Pending"
-        else:
-            summary["ObjectiveStatus"] = "Failed"
+        summary["ObjectiveStatus"] = self.objective_status(job)
         return summary
 
+    def objective_status(self, job: TrainingJob) -> str:
+        if self.objective_of(job) is not None:
+            return "Succeeded"
+        return "Pending" if job.status in ("InProgress", "Stopping") else "Failed"
+
     def best(self) -> TrainingJob | None:
-        scored = [(self.objective_of(job), job) for job, _ in self.trials]
+        scored = [(self.objective_of(job), job) for job in self.trials]
         scored = [(value, job) for value, job in scored if value is not None]
         if not scored:
             return None
@@ -214,7 +215,7 @@ class TuningJob:
 
     def describe(self) -> dict:
         with self.lock:
-            trials = [job for job, _ in self.trials]
+            trials = list(self.trials)
             status = self.status
             ended = self.ended
         counts = {
@@ -230,7 +231,7 @@ class TuningJob:
                 job.status, job.status
             )
             counts[key] += 1
-            objectives[self.trial_summary(job)["ObjectiveStatus"]] += 1
+            objectives[self.objective_status(job)] += 1
         response = {
             "HyperParameterTuningJobName": self.name,
             "HyperParameterTuningJobArn": self.arn,
@@ -452,7 +453,7 @@ class SageMaker:
         except Exception as exc:  # could not even launch: report it on the tuning job
             with tuning.lock:
                 tuning.failure_reason = f"{type(exc).__name__}: {exc}"[:1024]
-            for job, _ in tuning.trials:
+            for job in tuning.trials:
                 if job.status == "InProgress":
                     self.runner.stop(job)
         with tuning.lock:
@@ -499,7 +500,7 @@ class SageMaker:
             request["CheckpointConfig"] = checkpoint
         job = self._new_training_job(tuning.region, request, tuning)
         with tuning.lock:
-            tuning.trials.append((job, trial.number))
+            tuning.trials.append(job)
 
         def finished(job: TrainingJob) -> None:
             value = tuning.objective_of(job)
@@ -529,7 +530,7 @@ class SageMaker:
                 raise validation_error(f"The tuning job {tuning.name} is not in progress")
             tuning.status = "Stopping"
             tuning.stop_requested.set()
-            trials = [job for job, _ in tuning.trials]
+            trials = list(tuning.trials)
         for job in trials:
             if job.status == "InProgress":
                 self.runner.stop(job)
@@ -549,7 +550,7 @@ class SageMaker:
     def _list_training_jobs_for_hyper_parameter_tuning_job(self, region: str, request: dict):
         tuning = self._tuning_job(region, request.get("HyperParameterTuningJobName"))
         with tuning.lock:
-            trials = [job for job, _ in tuning.trials]
+            trials = list(tuning.trials)
         items = [tuning.trial_summary(job) for job in trials]
         if request.get("StatusEquals"):
             items = [i for i in items if i["TrainingJobStatus"] == request["StatusEquals"]]
