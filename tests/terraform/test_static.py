@@ -94,7 +94,7 @@ def resolve(value: Any, local_values: dict[str, Any]) -> Any:
         return value
     match = re.fullmatch(r"\$\{local\.(\w+)\}", value)
     if match:
-        return local_values[match.group(1)]
+        return resolve(local_values[match.group(1)], local_values)
 
     def text(m: re.Match[str]) -> str:
         local = local_values[m.group(1)]
@@ -173,11 +173,17 @@ def test_every_output_has_description(directory: Path) -> None:
 @pytest.mark.parametrize("name", MODULE_NAMES)
 def test_module_main_resource_is_this_and_outputs_are_prefixed(name: str) -> None:
     directory = MODULES / name
-    if name != "iam":  # three roles of equal rank, named by purpose
+    if name != "iam":  # four roles of equal rank, named by purpose
         assert any(rname == "this" for _, rname in typed_blocks(directory, "resource"))
     prefixes = {
         "storage": ("s3_bucket_", "kms_key_"),
-        "iam": ("sagemaker_role_", "lambda_role_", "training_host_", "invoke_endpoint_"),
+        "iam": (
+            "sagemaker_training_role_",
+            "sagemaker_endpoint_role_",
+            "lambda_role_",
+            "training_host_",
+            "invoke_endpoint_",
+        ),
         "lambda_function": ("lambda_function_", "lambda_alias_", "lambda_"),
         "training_host": ("instance_", "ami_", "security_group_"),
         "endpoint_autoscaling": ("appautoscaling_target_", "appautoscaling_policy_"),
@@ -301,6 +307,8 @@ def test_root_outputs_for_ops() -> None:
     for name in [
         "s3_bucket_name",
         "sagemaker_role_arn",
+        "sagemaker_training_role_arn",
+        "sagemaker_endpoint_role_arn",
         "lambda_function_name",
         "lambda_alias_name",
         "endpoint_name",
@@ -311,103 +319,339 @@ def test_root_outputs_for_ops() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# IAM: no wildcard actions, least privilege
+# IAM: no wildcard action in any Allow, least privilege per role
 # ------------------------------------------------------------------------------------------------
 
 IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*?]+$")
+WILDCARD_ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z0-9]*[*?][A-Za-z0-9*?]*|\*")
+ALL_DIRS = [*(MODULES / n for n in MODULE_NAMES), ROOT]
+BUCKET = "${var.bucket_arn}"
+# What the iam module's partition/region/account locals resolve to.
+ARN_HEAD = {
+    service: f"arn:${{data.aws_partition.current.partition}}:{service}"
+    ":${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
+    for service in ("logs", "sagemaker", "lambda")
+}
 
 
-def action_values(directory: Path) -> Iterator[tuple[Path, str]]:
-    local_values = locals_of(directory)
-    for path in module_files(directory):
-        for key, value in walk(parse(path)):
-            if key not in ("actions", "not_actions", "Action", "NotAction"):
-                continue
-            value = resolve(value, local_values)
-            assert isinstance(value, list), f"{path}: {key} = {value!r} is not a literal list"
-            for action in value:
-                yield path, action
+def expand(value: Any, directory: Path) -> list[str]:
+    """A policy value as a list of strings: locals resolved, and the `[for p in var.x : "..."]`
+    locals of the iam module evaluated against the variable's default (the root overrides none
+    of them, see test_root_keeps_iam_prefix_defaults)."""
+    value = resolve(value, locals_of(directory))
+    if isinstance(value, list):
+        return [item for v in value for item in expand(v, directory)]
+    match = re.fullmatch(r'\$\{\[for (\w+) in var\.(\w+) : "(.*)"\]\}', value)
+    if match:
+        name, variable, template = match.groups()
+        default = blocks(directory, "variable")[variable]["default"]
+        return [template.replace("${" + name + "}", item) for item in default]
+    return [value]
 
 
-def test_no_wildcard_actions_anywhere() -> None:
-    checked = 0
-    for directory in [*(MODULES / n for n in MODULE_NAMES), ROOT]:
-        for path, action in action_values(directory):
-            checked += 1
-            assert isinstance(action, str) and IAM_ACTION.match(action), (path, action)
-            assert "*" not in action and "?" not in action, f"{path}: wildcard action {action}"
-    assert checked >= 40, checked
-    # Belt and braces: no quoted "service:...*" action-like string in any file, locals included.
+def policy_documents(directory: Path) -> dict[str, dict[str, Any]]:
+    return {
+        name: body
+        for (dtype, name), body in typed_blocks(directory, "data").items()
+        if dtype == "aws_iam_policy_document"
+    }
+
+
+def effective_statements(directory: Path, name: str) -> list[dict[str, Any]]:
+    """Statements of a policy document including those merged in from source_policy_documents."""
+    document = policy_documents(directory)[name]
+    merged: list[dict[str, Any]] = []
+    for source in document.get("source_policy_documents", []):
+        match = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", source)
+        assert match, f"{name}: source document {source!r} is not a policy document of the module"
+        merged += effective_statements(directory, match.group(1))
+    return merged + document.get("statement", [])
+
+
+def actions_of(statement: dict[str, Any], directory: Path) -> list[str]:
+    return expand(statement["actions"], directory)
+
+
+def test_no_wildcard_action_in_any_allow() -> None:
+    allowed = 0
+    denied_wildcards: set[str] = set()
+    for directory in ALL_DIRS:
+        for name, document in policy_documents(directory).items():
+            for stmt in document.get("statement", []):
+                where = f"{dir_id(directory)}: {name} {stmt.get('sid', '')}"
+                assert "not_actions" not in stmt, f"{where}: NotAction grants everything else"
+                actions = actions_of(stmt, directory)
+                assert actions, where
+                for action in actions:
+                    assert IAM_ACTION.match(action) or action == "*", (where, action)
+                if stmt.get("effect", "Allow") == "Allow":
+                    allowed += len(actions)
+                    for action in actions:
+                        assert "*" not in action and "?" not in action, f"{where}: Allow {action}"
+                else:
+                    assert stmt["effect"] == "Deny", where
+                    denied_wildcards |= {a for a in actions if "*" in a or "?" in a}
+    assert allowed >= 40, allowed
+    # Belt and braces: any action-like wildcard string in any file (a local, a jsonencode()d
+    # policy, an attachment) must be one a Deny statement names.
     for path in TF_FILES:
         for key, value in walk(parse(path)):
-            values = value if isinstance(value, list) else [value]
-            for item in values:
-                if isinstance(item, str) and re.fullmatch(r"[a-z0-9-]+:[A-Za-z]*\*", item):
-                    pytest.fail(f"{path}: {key} holds wildcard action {item}")
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and WILDCARD_ACTION.fullmatch(item) and item != "*":
+                    assert item in denied_wildcards, f"{path}: {key} holds wildcard action {item}"
+
+
+def test_roles_get_policies_only_from_checked_documents() -> None:
+    """No AWS managed policy (AmazonSSMManagedInstanceCore and its ssm:GetParameter* on "*")
+    and no hand-written JSON: every role policy is a policy document the tests above read."""
+    for directory in ALL_DIRS:
+        for (rtype, name), body in typed_blocks(directory, "resource").items():
+            assert rtype not in (
+                "aws_iam_role_policy_attachment",
+                "aws_iam_policy_attachment",
+                "aws_iam_policy",
+            ), f"{dir_id(directory)}: {rtype}.{name}"
+            if rtype == "aws_iam_role":
+                assert "managed_policy_arns" not in body and "inline_policy" not in body, name
+            if rtype == "aws_iam_role_policy":
+                assert re.fullmatch(
+                    r"\$\{data\.aws_iam_policy_document\.\w+\.json\}", body["policy"]
+                ), f"{dir_id(directory)}: {name} policy is not a policy document"
+
+
+def role_policy_documents(role: str) -> list[str]:
+    """Names of the policy documents attached to an iam module role, in attachment order."""
+    found = []
+    for (rtype, _), body in sorted(typed_blocks(MODULES / "iam", "resource").items()):
+        if rtype == "aws_iam_role_policy" and body["role"] == f"${{aws_iam_role.{role}.id}}":
+            match = re.fullmatch(
+                r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", body["policy"]
+            )
+            assert match, body
+            found.append(match.group(1))
+    return found
+
+
+def grants(document: str) -> dict[str, set[str]]:
+    """Action -> resources (and s3:prefix values for s3:ListBucket) of an iam module document."""
+    iam = MODULES / "iam"
+    result: dict[str, set[str]] = {}
+    for stmt in effective_statements(iam, document):
+        assert stmt.get("effect", "Allow") == "Allow", (document, stmt)
+        resources = set(expand(stmt["resources"], iam))
+        for condition in stmt.get("condition", []):
+            if condition["variable"] == "s3:prefix":
+                resources |= {f"prefix:{v}" for v in expand(condition["values"], iam)}
+        for action in actions_of(stmt, iam):
+            result.setdefault(action, set()).update(resources)
+    return result
+
+
+def bucket_prefixes(resources: set[str]) -> set[str]:
+    prefixes = set()
+    for resource_arn in resources:
+        if resource_arn.startswith(f"{BUCKET}/"):
+            assert resource_arn.endswith("/*"), resource_arn
+            prefixes.add(resource_arn.removeprefix(f"{BUCKET}/").removesuffix("*"))
+        else:
+            assert resource_arn == BUCKET or resource_arn.startswith("prefix:"), resource_arn
+    return prefixes
+
+
+def test_root_keeps_iam_prefix_defaults() -> None:
+    """The prefix tests below read the iam module's defaults; the root must not override them."""
+    iam = blocks(ROOT, "module")["iam"]
+    for variable in ["training_read_prefixes", "training_write_prefixes", "endpoint_read_prefixes"]:
+        assert variable not in iam, variable
+        assert variable in blocks(MODULES / "iam", "variable"), variable
+
+
+def test_sagemaker_training_and_endpoint_roles_are_separate() -> None:
+    training = resource("iam", "aws_iam_role", "sagemaker_training")
+    endpoint = resource("iam", "aws_iam_role", "sagemaker_endpoint")
+    assert training["name"] != endpoint["name"]
+    assert role_policy_documents("sagemaker_training") == ["sagemaker_training"]
+    assert role_policy_documents("sagemaker_endpoint") == ["sagemaker_endpoint"]
+    # The root hands ops the training role under its old name and both under explicit names.
+    outputs = blocks(ROOT, "output")
+    assert outputs["sagemaker_role_arn"]["value"] == "${module.iam.sagemaker_training_role_arn}"
+    assert outputs["sagemaker_training_role_arn"]["value"] == (
+        "${module.iam.sagemaker_training_role_arn}"
+    )
+    assert outputs["sagemaker_endpoint_role_arn"]["value"] == (
+        "${module.iam.sagemaker_endpoint_role_arn}"
+    )
+    iam_outputs = blocks(MODULES / "iam", "output")
+    assert iam_outputs["sagemaker_training_role_arn"]["value"] == (
+        "${aws_iam_role.sagemaker_training.arn}"
+    )
+    assert iam_outputs["sagemaker_endpoint_role_arn"]["value"] == (
+        "${aws_iam_role.sagemaker_endpoint.arn}"
+    )
+
+
+def test_endpoint_role_only_reads_models() -> None:
+    granted = grants("sagemaker_endpoint")
+    s3 = {a: r for a, r in granted.items() if a.startswith("s3:")}
+    assert set(s3) == {"s3:GetObject"}, s3
+    assert bucket_prefixes(s3["s3:GetObject"]) == {"models/"}
+    assert {a for a in granted if a.startswith("kms:")} == {"kms:Decrypt"}
+    logs = {r for a, r in granted.items() if a.startswith("logs:") for r in r}
+    assert logs == {
+        ARN_HEAD["logs"] + ":log-group:/aws/sagemaker/Endpoints/${var.endpoint_name}",
+        ARN_HEAD["logs"] + ":log-group:/aws/sagemaker/Endpoints/${var.endpoint_name}:log-stream:*",
+    }
+    repositories = granted["ecr:BatchGetImage"]
+    assert repositories and all(r.endswith(":repository/pytorch-inference") for r in repositories)
+
+
+def test_training_role_reads_inputs_and_writes_models_and_checkpoints() -> None:
+    granted = grants("sagemaker_training")
+    s3 = {a: r for a, r in granted.items() if a.startswith("s3:")}
+    assert set(s3) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}, s3
+    assert bucket_prefixes(s3["s3:GetObject"]) == {"data/", "code/", "checkpoints/"}
+    assert bucket_prefixes(s3["s3:PutObject"]) == {"models/", "checkpoints/"}
+    assert s3["s3:ListBucket"] == {BUCKET, "prefix:data/*", "prefix:code/*", "prefix:checkpoints/*"}
+    assert {a for a in granted if a.startswith("kms:")} == {"kms:Decrypt", "kms:GenerateDataKey"}
+    logs = {r for a, r in granted.items() if a.startswith("logs:") for r in r}
+    assert logs == {
+        ARN_HEAD["logs"] + ":log-group:/aws/sagemaker/TrainingJobs",
+        ARN_HEAD["logs"] + ":log-group:/aws/sagemaker/TrainingJobs:log-stream:*",
+    }
+    repositories = granted["ecr:BatchGetImage"]
+    assert repositories and all(r.endswith(":repository/pytorch-training") for r in repositories)
+
+
+def test_resource_star_only_where_aws_allows_nothing_narrower() -> None:
+    # No resource-level permissions in AWS for these (nor for any ssmmessages/ec2messages one).
+    unscoped = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+    iam = MODULES / "iam"
+    for name in policy_documents(iam):
+        for stmt in policy_documents(iam)[name].get("statement", []):
+            if "*" not in expand(stmt.get("resources", []), iam):
+                continue
+            for action in actions_of(stmt, iam):
+                service = action.split(":")[0]
+                assert action in unscoped or service in ("ssmmessages", "ec2messages"), (
+                    name,
+                    action,
+                )
+            if "cloudwatch:PutMetricData" in stmt["actions"]:
+                condition = single(stmt["condition"])
+                assert condition["test"] == "StringEquals"
+                assert condition["variable"] == "cloudwatch:namespace"
+                assert len(condition["values"]) == 1
+                assert condition["values"][0].startswith("/aws/sagemaker/")
 
 
 def test_lambda_role_only_invokes_its_endpoint_and_writes_its_logs() -> None:
-    local_values = locals_of(MODULES / "iam")
-    stmts = statements("iam", "lambda")
-    actions = {a for s in stmts for a in s["actions"]}
-    assert actions == {"sagemaker:InvokeEndpoint", "logs:CreateLogStream", "logs:PutLogEvents"}
-    for stmt in stmts:
-        assert stmt.get("effect", "Allow") == "Allow"
-        resources = [resolve(r, local_values) for r in stmt["resources"]]
-        assert "*" not in resources
-        if stmt["actions"] == ["sagemaker:InvokeEndpoint"]:
-            assert resources == [
-                "arn:${local.partition}:sagemaker:${local.region}:${local.account_id}"
-                ":endpoint/${lower(var.endpoint_name)}"
-            ]
-        else:
-            assert set(stmt["actions"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
-            assert len(resources) == 1 and resources[0].endswith(":log-stream:*"), resources
-            assert ":log-group:/aws/lambda/${var.lambda_function_name}:" in resources[0]
-    role_policies = [
-        body
-        for (rtype, _), body in typed_blocks(MODULES / "iam", "resource").items()
-        if rtype in ("aws_iam_role_policy", "aws_iam_role_policy_attachment")
-        and body.get("role", "").startswith("${aws_iam_role.lambda.")
-    ]
-    assert role_policies == [resource("iam", "aws_iam_role_policy", "lambda")]
-    assert role_policies[0]["policy"] == "${data.aws_iam_policy_document.lambda.json}"
-
-
-def test_sagemaker_role_is_scoped_to_bucket_prefixes() -> None:
-    iam = MODULES / "iam"
-    variables = blocks(iam, "variable")
-    assert variables["bucket_prefixes"]["default"] == ["data/", "models/", "checkpoints/", "code/"]
-    local_values = locals_of(iam)
-    assert local_values["bucket_object_arns"] == (
-        '${[for p in var.bucket_prefixes : "${var.bucket_arn}/${p}*"]}'
-    )
-    sm = data_source("iam", "aws_iam_policy_document", "sagemaker")
-    assert sm["source_policy_documents"] == ["${data.aws_iam_policy_document.bucket_access.json}"]
-    s3_actions = {
-        a for s in statements("iam", "bucket_access") for a in s["actions"] if a.startswith("s3:")
+    assert role_policy_documents("lambda") == ["lambda"]
+    granted = grants("lambda")
+    assert granted == {
+        "sagemaker:InvokeEndpoint": {
+            ARN_HEAD["sagemaker"] + ":endpoint/${lower(var.endpoint_name)}"
+        },
+        "logs:CreateLogStream": {
+            ARN_HEAD["logs"] + ":log-group:/aws/lambda/${var.lambda_function_name}:log-stream:*"
+        },
+        "logs:PutLogEvents": {
+            ARN_HEAD["logs"] + ":log-group:/aws/lambda/${var.lambda_function_name}:log-stream:*"
+        },
     }
-    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
-    for stmt in [*statements("iam", "bucket_access"), *statements("iam", "sagemaker")]:
-        if stmt["resources"] == ["*"]:
-            # Only actions without resource-level permissions may use "*".
-            assert stmt["actions"] in (["ecr:GetAuthorizationToken"], ["cloudwatch:PutMetricData"])
-            if stmt["actions"] == ["cloudwatch:PutMetricData"]:
-                assert single(stmt["condition"])["variable"] == "cloudwatch:namespace"
-    ecr = [s for s in statements("iam", "sagemaker") if "ecr:BatchGetImage" in s["actions"]]
-    assert single(ecr)["resources"] == "${local.dlc_repository_arns}"
-    logs = [s for s in statements("iam", "sagemaker") if "logs:PutLogEvents" in s["actions"]]
-    assert all("/aws/sagemaker/" in r for r in resolve(single(logs)["resources"], local_values))
 
 
-def test_training_host_role_uses_ssm_and_bucket_prefixes() -> None:
-    attachment = resource("iam", "aws_iam_role_policy_attachment", "training_host_ssm")
-    assert attachment["policy_arn"].endswith(":iam::aws:policy/AmazonSSMManagedInstanceCore")
-    policy = resource("iam", "aws_iam_role_policy", "training_host")
-    assert policy["policy"] == "${data.aws_iam_policy_document.bucket_access.json}"
+# The agent's calls for Run Command and Session Manager, from AWS's Systems Manager user guide
+# (minimal Session Manager instance profile; the ec2messages/ssmmessages API reference).
+SSM_AGENT_ACTIONS = {
+    "ssm:UpdateInstanceInformation",
+    "ssm:ListInstanceAssociations",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+}
+
+
+def test_training_host_gets_a_custom_ssm_policy_without_parameter_reads() -> None:
+    assert set(role_policy_documents("training_host")) == {
+        "training_bucket_access",
+        "training_host_ssm",
+    }
+    ssm = grants("training_host_ssm")
+    assert set(ssm) == SSM_AGENT_ACTIONS, set(ssm) ^ SSM_AGENT_ACTIONS
+    # The agent's ssm: calls name an instance: only this account's, in this region.
+    for action in ["ssm:UpdateInstanceInformation", "ssm:ListInstanceAssociations"]:
+        assert ssm[action] == {
+            "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.region}"
+            ":${data.aws_caller_identity.current.account_id}:instance/*"
+        }, action
+    # Nowhere in the repository may a role read SSM parameters (or anything of ssm: beyond the
+    # agent's registration calls).
+    for directory in ALL_DIRS:
+        for name, document in policy_documents(directory).items():
+            for stmt in document.get("statement", []):
+                for action in actions_of(stmt, directory):
+                    assert not action.startswith("ssm:GetParameter"), (name, action)
+                    if action.startswith("ssm:"):
+                        assert action in SSM_AGENT_ACTIONS, (name, action)
+    # The host trains like a SageMaker job: same bucket grants, nothing of the endpoint's.
+    host = grants("training_bucket_access")
+    assert host == {a: r for a, r in grants("sagemaker_training").items() if a in host}
     assert resource("iam", "aws_iam_instance_profile", "training_host")["role"] == (
         "${aws_iam_role.training_host.name}"
     )
+
+
+def trust_statement(role: str) -> dict[str, Any]:
+    body = resource("iam", "aws_iam_role", role)
+    match = re.fullmatch(
+        r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", body["assume_role_policy"]
+    )
+    assert match, body["assume_role_policy"]
+    return single(statements("iam", match.group(1)))
+
+
+def test_service_trust_policies_carry_confused_deputy_conditions() -> None:
+    iam = MODULES / "iam"
+    source_arns = {
+        "sagemaker.amazonaws.com": [ARN_HEAD["sagemaker"] + ":*"],
+        "lambda.amazonaws.com": [
+            ARN_HEAD["lambda"] + ":function:${var.lambda_function_name}",
+            ARN_HEAD["lambda"] + ":function:${var.lambda_function_name}:*",
+        ],
+    }
+    roles = [name for rtype, name in typed_blocks(iam, "resource") if rtype == "aws_iam_role"]
+    assert sorted(roles) == [
+        "lambda",
+        "sagemaker_endpoint",
+        "sagemaker_training",
+        "training_host",
+    ]
+    for role in roles:
+        stmt = trust_statement(role)
+        assert stmt["actions"] == ["sts:AssumeRole"]
+        principal = single(stmt["principals"])
+        assert principal["type"] == "Service"
+        service = single(principal["identifiers"]) if len(principal["identifiers"]) == 1 else None
+        assert service, f"{role}: one service per trust policy"
+        conditions = {c["variable"]: c for c in stmt.get("condition", [])}
+        if service == "ec2.amazonaws.com":
+            # EC2 sets neither key for an instance profile's role (justified in training_host.tf).
+            assert not conditions, role
+            continue
+        assert set(conditions) == {"aws:SourceAccount", "aws:SourceArn"}, role
+        account = conditions["aws:SourceAccount"]
+        assert account["test"] == "StringEquals"
+        assert account["values"] == ["${local.account_id}"]
+        arn = conditions["aws:SourceArn"]
+        assert arn["test"] == "ArnLike"
+        assert expand(arn["values"], iam) == source_arns[service], role
 
 
 # ------------------------------------------------------------------------------------------------
@@ -438,11 +682,17 @@ def test_bucket_blocks_public_access_encrypts_and_versions() -> None:
 def test_bucket_policy_is_tls_only() -> None:
     policy = resource("storage", "aws_s3_bucket_policy")
     assert policy["policy"] == "${data.aws_iam_policy_document.bucket.json}"
-    deny = [s for s in statements("storage", "bucket") if s["effect"] == "Deny"]
-    cond = single(single(deny)["condition"])
+    deny = single(statements("storage", "bucket"))
+    assert deny["effect"] == "Deny"
+    # Exhaustive: every S3 action, on the bucket and on every object in it, for everyone.
+    assert deny["actions"] == ["s3:*"]
+    assert set(deny["resources"]) == {
+        "${aws_s3_bucket.this.arn}",
+        "${aws_s3_bucket.this.arn}/*",
+    }
+    assert single(deny["principals"]) == {"type": "*", "identifiers": ["*"]}
+    cond = single(deny["condition"])
     assert cond == {"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}
-    actions = set(resolve(single(deny)["actions"], locals_of(MODULES / "storage")))
-    assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:DeleteObject"} <= actions
 
 
 def test_bucket_lifecycle_expires_old_versions_and_aborts_uploads() -> None:

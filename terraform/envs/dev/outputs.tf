@@ -15,9 +15,21 @@ output "kms_key_arn" {
   value       = module.storage.kms_key_arn
 }
 
+output "sagemaker_training_role_arn" {
+  description = "SageMaker execution role of training and tuning jobs (RoleArn of `ops train`)."
+  value       = module.iam.sagemaker_training_role_arn
+}
+
+# Kept for the ops CLI, which reads this name as the RoleArn of the jobs it starts: it is the
+# training role, never the endpoint's.
 output "sagemaker_role_arn" {
-  description = "SageMaker execution role for training jobs and the endpoint's model."
-  value       = module.iam.sagemaker_role_arn
+  description = "Same as sagemaker_training_role_arn (the name `ops train` reads)."
+  value       = module.iam.sagemaker_training_role_arn
+}
+
+output "sagemaker_endpoint_role_arn" {
+  description = "SageMaker execution role for the endpoint's model (ExecutionRoleArn of `ops promote-endpoint`): reads models/ only."
+  value       = module.iam.sagemaker_endpoint_role_arn
 }
 
 output "lambda_function_name" {

@@ -1,11 +1,21 @@
-output "sagemaker_role_arn" {
-  description = "ARN of the SageMaker execution role (training jobs and endpoint models)."
-  value       = aws_iam_role.sagemaker.arn
+output "sagemaker_training_role_arn" {
+  description = "ARN of the SageMaker execution role of training and tuning jobs (reads data/, code/, checkpoints/; writes models/, checkpoints/)."
+  value       = aws_iam_role.sagemaker_training.arn
 }
 
-output "sagemaker_role_name" {
-  description = "Name of the SageMaker execution role."
-  value       = aws_iam_role.sagemaker.name
+output "sagemaker_training_role_name" {
+  description = "Name of the SageMaker training role."
+  value       = aws_iam_role.sagemaker_training.name
+}
+
+output "sagemaker_endpoint_role_arn" {
+  description = "ARN of the SageMaker execution role of the endpoint's model (reads models/ only)."
+  value       = aws_iam_role.sagemaker_endpoint.arn
+}
+
+output "sagemaker_endpoint_role_name" {
+  description = "Name of the SageMaker endpoint role."
+  value       = aws_iam_role.sagemaker_endpoint.name
 }
 
 output "lambda_role_arn" {

