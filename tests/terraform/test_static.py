@@ -5,6 +5,7 @@ The last two tests run the terraform binary (fmt, init + validate) when it is on
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -313,6 +314,8 @@ def test_root_outputs_for_ops() -> None:
         "lambda_alias_name",
         "endpoint_name",
         "training_host_instance_id",
+        "training_host_install_dir",
+        "training_host_venv_dir",
         "region",
     ]:
         assert name in outputs, name
@@ -756,6 +759,9 @@ def test_lambda_package_is_built_from_lambda_src() -> None:
 # Training host
 # ------------------------------------------------------------------------------------------------
 
+USER_DATA = MODULES / "training_host" / "user_data.sh.tftpl"
+SAMPLE_COMMIT = "3f2c1d0e9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
+
 
 def test_training_host_is_locked_down() -> None:
     instance = resource("training_host", "aws_instance")
@@ -769,12 +775,125 @@ def test_training_host_is_locked_down() -> None:
     assert variables["instance_type"]["default"] == "m5.2xlarge"
     assert variables["associate_public_ip_address"]["default"] is False
 
-    user_data = (MODULES / "training_host" / "user_data.sh.tftpl").read_text(encoding="utf-8")
-    assert "git clone" in user_data and "pip install -e ." in user_data
-
     ami = data_source("training_host", "aws_ami")
     assert ami["owners"] == ["amazon"] and ami["most_recent"] is True
     assert "Deep Learning" in variables["ami_name_filter"]["default"]
+
+
+def validation_regex(module: str, variable: str) -> re.Pattern[str]:
+    condition = single(blocks(MODULES / module, "variable")[variable]["validation"])["condition"]
+    match = re.search(rf'regex\("(.+?)", var\.{variable}\)', condition)
+    assert match, condition
+    return re.compile(match.group(1).replace("\\\\", "\\"))
+
+
+def test_training_host_installs_a_pinned_commit() -> None:
+    variables = blocks(MODULES / "training_host", "variable")
+    assert "repo_ref" not in variables
+    assert "default" not in variables["repo_commit"], "the commit must be chosen at apply time"
+    pattern = validation_regex("training_host", "repo_commit")
+    assert pattern.search(SAMPLE_COMMIT)
+    for moving in ["main", "master", "v1.2.0", "HEAD", "refs/heads/main", SAMPLE_COMMIT[:12]]:
+        assert not pattern.search(moving), f"validation lets the moving ref {moving!r} through"
+    assert not pattern.search(SAMPLE_COMMIT.upper() + "x")
+
+    template = USER_DATA.read_text(encoding="utf-8")
+    assert "--branch" not in template and "clone" not in template
+    assert "commit='${repo_commit}'" in template
+    # The host fails its install, rather than running something else, if HEAD is not the pin.
+    assert 'checkout --quiet --detach "$commit"' in template
+    assert 'test "$(git -C "$install_dir" rev-parse HEAD)" = "$commit"' in template
+    root = blocks(ROOT, "module")["training_host"]
+    assert root["repo_commit"] == "${var.training_host_repo_commit}"
+    assert "var.training_host_repo_commit != null" in root["count"]
+
+
+def test_install_dir_is_declared_once_and_exposed() -> None:
+    variables = blocks(MODULES / "training_host", "variable")
+    assert variables["install_dir"]["default"] == "/opt/dogops"
+    install_pattern = validation_regex("training_host", "install_dir")
+    assert install_pattern.search("/opt/dogops") and not install_pattern.search("opt/dogops")
+    assert not install_pattern.search("/opt/dog ops") and not install_pattern.search("/opt/'x'")
+    # One place: no other file of terraform/ spells the path out.
+    spelled = [
+        path for path in [*TF_FILES, USER_DATA] if "/opt/dogops" in path.read_text(encoding="utf-8")
+    ]
+    assert spelled == [MODULES / "training_host" / "variables.tf"], spelled
+    assert locals_of(MODULES / "training_host")["venv_dir"] == "${var.install_dir}/.venv"
+
+    instance = resource("training_host", "aws_instance")
+    for key, reference in {
+        "install_dir": "var.install_dir",
+        "venv_dir": "local.venv_dir",
+        "repo_commit": "var.repo_commit",
+        "repo_url": "var.repo_url",
+    }.items():
+        assert re.search(rf"\b{key}\s*=\s*{re.escape(reference)}\b", instance["user_data"]), key
+    template = USER_DATA.read_text(encoding="utf-8")
+    assert "install_dir='${install_dir}'" in template and "venv_dir='${venv_dir}'" in template
+    assert 'uv venv --python 3.11 --seed "$venv_dir"' in template
+    assert '"$venv_dir/bin/pip" install -e .' in template
+
+    outputs = blocks(MODULES / "training_host", "output")
+    assert outputs["instance_install_dir"]["value"] == "${var.install_dir}"
+    assert outputs["instance_venv_dir"]["value"] == "${local.venv_dir}"
+    root_outputs = blocks(ROOT, "output")
+    assert root_outputs["training_host_install_dir"]["value"] == (
+        "${one(module.training_host[*].instance_install_dir)}"
+    )
+    assert root_outputs["training_host_venv_dir"]["value"] == (
+        "${one(module.training_host[*].instance_venv_dir)}"
+    )
+
+
+def render_user_data(tmp_path: Path) -> str:
+    """The user data as Terraform's own templatefile() renders it, with the module's defaults
+    and the variables the instance passes (an empty directory: no provider is needed)."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("no terraform binary on PATH")
+    install_dir = blocks(MODULES / "training_host", "variable")["install_dir"]["default"]
+    values = {
+        "repo_url": "https://example.com/org/dogops.git",
+        "repo_commit": SAMPLE_COMMIT,
+        "install_dir": install_dir,
+        "venv_dir": locals_of(MODULES / "training_host")["venv_dir"].replace(
+            "${var.install_dir}", install_dir
+        ),
+    }
+    passed = re.findall(
+        r"\b(\w+)\s*=\s*(?:var|local)\.", resource("training_host", "aws_instance")["user_data"]
+    )
+    assert sorted(passed) == sorted(values), passed
+    arguments = ", ".join(f'{k} = "{v}"' for k, v in values.items())
+    expression = f'base64encode(templatefile("{USER_DATA.as_posix()}", {{ {arguments} }}))'
+    result = subprocess.run(
+        [terraform, "console"],
+        input=expression,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=terraform_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return base64.b64decode(result.stdout.strip().strip('"')).decode("utf-8")
+
+
+def test_user_data_renders_to_valid_bash(tmp_path: Path) -> None:
+    rendered = render_user_data(tmp_path)
+    # cloud-init runs a user-data script with the interpreter its first line names.
+    assert rendered.startswith("#!/bin/bash\n")
+    assert f"commit='{SAMPLE_COMMIT}'" in rendered
+    assert "install_dir='/opt/dogops'" in rendered and "venv_dir='/opt/dogops/.venv'" in rendered
+    assert "${" not in rendered and "%{" not in rendered  # every template reference rendered
+    script = tmp_path / "user_data.sh"
+    script.write_text(rendered, encoding="utf-8")
+    check = subprocess.run(
+        ["bash", "-n", str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert check.returncode == 0, check.stderr
 
 
 def test_training_host_security_group_has_no_ingress() -> None:

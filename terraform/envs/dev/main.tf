@@ -30,13 +30,14 @@ module "lambda_function" {
 
 module "training_host" {
   source = "../../modules/training_host"
-  count  = var.training_host_subnet_id != null && var.training_host_repo_url != null ? 1 : 0
+  count  = var.training_host_subnet_id != null && var.training_host_repo_url != null && var.training_host_repo_commit != null ? 1 : 0
 
   name                 = "${var.name_prefix}-training-host"
   subnet_id            = var.training_host_subnet_id
   iam_instance_profile = module.iam.training_host_instance_profile_name
   instance_type        = var.training_instance_type
   repo_url             = var.training_host_repo_url
+  repo_commit          = var.training_host_repo_commit
 }
 
 # The endpoint itself is created by `ops promote-endpoint` (the provider's endpoint resource

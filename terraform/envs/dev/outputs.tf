@@ -58,8 +58,18 @@ output "variant_name" {
 }
 
 output "training_host_instance_id" {
-  description = "Instance id of the training host (null when no subnet or repo URL is set)."
+  description = "Instance id of the training host (null when no subnet, repo URL or commit is set)."
   value       = one(module.training_host[*].instance_id)
+}
+
+output "training_host_install_dir" {
+  description = "Project checkout on the training host: the directory SSM commands cd into (null without a host)."
+  value       = one(module.training_host[*].instance_install_dir)
+}
+
+output "training_host_venv_dir" {
+  description = "The project's virtual environment on the training host; run <dir>/bin/python (null without a host)."
+  value       = one(module.training_host[*].instance_venv_dir)
 }
 
 output "endpoint_autoscaling_resource_id" {

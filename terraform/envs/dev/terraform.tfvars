@@ -25,7 +25,8 @@ target_invocations_per_instance = 70
 scale_in_cooldown               = 30
 scale_out_cooldown              = 300
 
-# Training host (created only when both values below are set)
+# Training host (created only when the three values below are set)
 training_instance_type = "m5.2xlarge"
-# training_host_subnet_id = "subnet-0123456789abcdef0"
-# training_host_repo_url  = "https://github.com/<org>/dogops.git"
+# training_host_subnet_id   = "subnet-0123456789abcdef0"
+# training_host_repo_url    = "https://github.com/<org>/dogops.git"
+# training_host_repo_commit = "<40-character commit id: git rev-parse HEAD>"

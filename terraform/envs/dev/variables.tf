@@ -103,3 +103,9 @@ variable "training_host_repo_url" {
   type        = string
   default     = null
 }
+
+variable "training_host_repo_commit" {
+  description = "Full commit id the training host installs (git rev-parse HEAD of a pushed commit); null creates no training host."
+  type        = string
+  default     = null
+}

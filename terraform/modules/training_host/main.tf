@@ -1,3 +1,8 @@
+locals {
+  # The project's virtual environment: user data creates it, `ops train --on ec2` runs its python.
+  venv_dir = "${var.install_dir}/.venv"
+}
+
 data "aws_ami" "this" {
   most_recent = true
   owners      = ["amazon"]
@@ -60,8 +65,9 @@ resource "aws_instance" "this" {
 
   user_data = templatefile("${path.module}/user_data.sh.tftpl", {
     repo_url    = var.repo_url
-    repo_ref    = var.repo_ref
+    repo_commit = var.repo_commit
     install_dir = var.install_dir
+    venv_dir    = local.venv_dir
   })
   user_data_replace_on_change = true
 

@@ -17,3 +17,13 @@ output "security_group_id" {
   description = "ID of the host's security group (no ingress, egress 443 only)."
   value       = aws_security_group.this.id
 }
+
+output "instance_install_dir" {
+  description = "Path on the host of the checked-out project (the working directory for training commands sent through SSM)."
+  value       = var.install_dir
+}
+
+output "instance_venv_dir" {
+  description = "Path on the host of the project's virtual environment (run <instance_venv_dir>/bin/python)."
+  value       = local.venv_dir
+}

@@ -49,25 +49,34 @@ variable "associate_public_ip_address" {
 }
 
 variable "repo_url" {
-  description = "HTTPS git URL of this project, cloned by the user data and installed with `pip install -e .`."
+  description = "HTTPS git URL of this project, fetched by the user data and installed with `pip install -e .`."
   type        = string
 
   validation {
-    condition     = startswith(var.repo_url, "https://")
-    error_message = "repo_url must be an https:// URL (the security group only allows outbound 443)."
+    condition     = can(regex("^https://[^'\\s]+$", var.repo_url))
+    error_message = "repo_url must be an https:// URL without quotes or spaces (the security group only allows outbound 443)."
   }
 }
 
-variable "repo_ref" {
-  description = "Branch or tag of the project to check out."
+variable "repo_commit" {
+  description = "Full 40-character id of the commit the host installs. A commit, not a branch or tag: both can move, so the host would run code nobody reviewed for this apply."
   type        = string
-  default     = "main"
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{40}$", var.repo_commit))
+    error_message = "repo_commit must be a full 40-character lowercase commit id (git rev-parse HEAD), not a branch or tag name."
+  }
 }
 
 variable "install_dir" {
-  description = "Directory on the host the project is cloned into."
+  description = "Absolute path on the host the project is checked out into; its virtual environment is <install_dir>/.venv. The only place this path is set: the user data and the module outputs (instance_install_dir, instance_venv_dir) take it from here."
   type        = string
   default     = "/opt/dogops"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._/-]+$", var.install_dir)) && !endswith(var.install_dir, "/")
+    error_message = "install_dir must be an absolute path of letters, digits, '.', '_', '-' and '/', without a trailing '/'."
+  }
 }
 
 variable "tags" {
