@@ -745,14 +745,20 @@ def test_lambda_concurrency_is_wired_to_variables() -> None:
         assert f"var.{name} >= 0" in condition, condition
 
 
-def test_lambda_package_is_built_from_lambda_src() -> None:
+def test_lambda_package_is_built_from_the_callers_source_dir() -> None:
     archive = data_source("lambda_function", "archive_file")
     assert archive["type"] == "zip"
-    assert archive["source_dir"] == "${local.source_dir}"
-    source_dir = locals_of(MODULES / "lambda_function")["source_dir"]
-    assert '"${path.root}/../../../lambda_src"' in source_dir
-    assert (ROOT / "../../../lambda_src").resolve() == REPO / "lambda_src"
+    assert archive["source_dir"] == "${var.source_dir}"
     assert "__pycache__" in archive["excludes"]
+    # The module takes the path from its caller: no default, no guessing from path.root.
+    assert "default" not in blocks(MODULES / "lambda_function", "variable")["source_dir"]
+    for path in module_files(MODULES / "lambda_function"):
+        assert "path.root}/.." not in path.read_text(encoding="utf-8"), path
+    # The root passes the tfvars value, which names the repository's lambda_src/ from envs/dev.
+    assert blocks(ROOT, "module")["lambda_function"]["source_dir"] == "${var.lambda_source_dir}"
+    source_dir = (ROOT / parse(ROOT / "terraform.tfvars")["lambda_source_dir"]).resolve()
+    assert source_dir == REPO / "lambda_src"
+    assert (source_dir / "handler.py").is_file()
 
 
 # ------------------------------------------------------------------------------------------------

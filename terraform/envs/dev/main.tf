@@ -20,6 +20,7 @@ module "lambda_function" {
   source = "../../modules/lambda_function"
 
   function_name           = var.lambda_function_name
+  source_dir              = var.lambda_source_dir
   role_arn                = module.iam.lambda_role_arn
   endpoint_name           = var.endpoint_name
   alias_name              = var.lambda_alias_name

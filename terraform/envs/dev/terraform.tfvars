@@ -10,6 +10,7 @@ bucket_name_prefix = "dogops-dev-artifacts-"
 
 # Lambda front end
 lambda_function_name         = "dogops-dev-classifier"
+lambda_source_dir            = "../../../lambda_src" # relative to terraform/envs/dev
 lambda_alias_name            = "live"
 reserved_concurrency         = 100
 provisioned_concurrency      = 3

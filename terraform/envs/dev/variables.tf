@@ -26,6 +26,11 @@ variable "lambda_function_name" {
   type        = string
 }
 
+variable "lambda_source_dir" {
+  description = "Directory zipped into the Lambda package (the repository's lambda_src/), relative to this directory: terraform runs here, or with -chdir pointing here."
+  type        = string
+}
+
 variable "lambda_alias_name" {
   description = "Alias clients invoke; it carries the provisioned concurrency."
   type        = string

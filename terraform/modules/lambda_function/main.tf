@@ -1,10 +1,6 @@
-locals {
-  source_dir = coalesce(var.source_dir, "${path.root}/../../../lambda_src")
-}
-
 data "archive_file" "this" {
   type        = "zip"
-  source_dir  = local.source_dir
+  source_dir  = var.source_dir
   output_path = "${path.root}/build/${var.function_name}.zip"
   excludes    = ["__pycache__", "**/__pycache__/**", "**/*.pyc"]
 }

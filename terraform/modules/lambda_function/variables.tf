@@ -40,9 +40,8 @@ variable "provisioned_concurrency" {
 }
 
 variable "source_dir" {
-  description = "Directory zipped into the deployment package; null means the repository's lambda_src/ (three levels above the root module, i.e. terraform/envs/<env>)."
+  description = "Directory zipped into the deployment package (the repository's lambda_src/). The caller knows where it lives; the module does not guess from path.root."
   type        = string
-  default     = null
 }
 
 variable "handler" {
