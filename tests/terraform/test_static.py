@@ -147,11 +147,45 @@ def test_module_layout(name: str) -> None:
     assert not (directory / ".terraform.lock.hcl").exists(), "modules carry no lock file"
     readme = (directory / "README.md").read_text(encoding="utf-8")
     assert "## Usage" in readme and "## Inputs" in readme and "## Outputs" in readme
-    # Every input and output appears in the hand-written terraform-docs tables.
-    for var in blocks(directory, "variable"):
-        assert f'<a name="input_{var}"></a>' in readme, (name, var)
-    for out in blocks(directory, "output"):
-        assert f'<a name="output_{out}"></a>' in readme, (name, out)
+
+
+def readme_rows(readme: str, kind: str) -> dict[str, list[str]]:
+    """terraform-docs table rows of one kind ("input", "output") by name: the cells after the
+    name cell."""
+    rows = {}
+    for line in readme.splitlines():
+        match = re.match(rf'\| <a name="{kind}_(\w+)"></a> \[[^]]+\]\([^)]+\) \| (.*) \|$', line)
+        if match:
+            rows[match.group(1)] = [cell.strip() for cell in re.split(r"(?<!\\)\|", match.group(2))]
+    return rows
+
+
+def readme_text(description: str) -> str:
+    return description.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_module_readme_tables_match_the_code(name: str) -> None:
+    """The inputs/outputs/resources tables list exactly what the module declares, with the
+    descriptions and required flags of the code (no stale or missing rows)."""
+    directory = MODULES / name
+    readme = (directory / "README.md").read_text(encoding="utf-8")
+    variables = blocks(directory, "variable")
+    inputs = readme_rows(readme, "input")
+    assert set(inputs) == set(variables), set(inputs) ^ set(variables)
+    for var, body in variables.items():
+        description, _type, _default, required = inputs[var]
+        assert description == readme_text(body["description"]), (name, var)
+        assert required == ("no" if "default" in body else "yes"), (name, var)
+    outputs = blocks(directory, "output")
+    documented = readme_rows(readme, "output")
+    assert set(documented) == set(outputs), set(documented) ^ set(outputs)
+    for out, body in outputs.items():
+        assert documented[out] == [readme_text(body["description"])], (name, out)
+    declared = {f"{t}.{n}" for t, n in typed_blocks(directory, "resource")}
+    declared |= {f"data.{t}.{n}" for t, n in typed_blocks(directory, "data")}
+    listed = set(re.findall(r"^\| \[([\w.]+)\]\(https://registry", readme, flags=re.M))
+    assert listed == declared, listed ^ declared
 
 
 @pytest.mark.parametrize("directory", [*(MODULES / n for n in MODULE_NAMES), ROOT], ids=dir_id)
@@ -319,6 +353,30 @@ def test_root_outputs_for_ops() -> None:
         "region",
     ]:
         assert name in outputs, name
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_module_readme_lists_its_checkov_skips(name: str) -> None:
+    directory = MODULES / name
+    skipped = set()
+    for path in module_files(directory):
+        skipped |= set(
+            re.findall(r"checkov:skip=(CKV2?_AWS_\d+)", path.read_text(encoding="utf-8"))
+        )
+    readme = (directory / "README.md").read_text(encoding="utf-8")
+    listed = set()
+    for prefix, numbers in re.findall(r"(CKV2?_AWS_)(\d+(?:/\d+)*)", readme):
+        listed |= {prefix + number for number in numbers.split("/")}
+    assert skipped <= listed, skipped - listed
+
+
+def test_root_readme_lists_exactly_the_root_outputs() -> None:
+    readme = (TF / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Outputs consumed by ops") :]
+    section = section[: section.index("\n## ", 1)]
+    listed = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))
+    listed |= set(re.findall(r"`(\w+)`", section.split("Also available:")[1]))
+    assert listed == set(blocks(ROOT, "output")), listed ^ set(blocks(ROOT, "output"))
 
 
 # ------------------------------------------------------------------------------------------------
