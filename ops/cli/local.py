@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ops.errors import OpsError
 from ops.localcloud import control
 
 app = typer.Typer(
@@ -15,6 +16,7 @@ app = typer.Typer(
     "Docker. Training and tuning jobs really run.",
     no_args_is_help=True,
 )
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _exports(environment: dict[str, str]) -> str:
@@ -27,34 +29,46 @@ def up(
         bool, typer.Option("--detach", "-d", help="Run in the background and return.")
     ] = False,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Start the local cloud (foreground until Ctrl-C, or --detach)."""
     if detach:
         state = control.up_detached(port)
+        if as_json:
+            typer.echo(json.dumps({"url": state.url, "pid": state.pid, "log": state.log}))
+            return
         typer.echo(f"local cloud running at {state.url} (pid {state.pid}, log {state.log})")
         typer.echo('point a shell at it with: eval "$(ops local env)"')
         return
     existing = control.running()
     if existing is not None:
-        typer.echo(f"a local cloud is already running at {existing.url} (pid {existing.pid})")
-        raise typer.Exit(1)
+        raise OpsError(f"a local cloud is already running at {existing.url} (pid {existing.pid})")
 
     def ready(cloud) -> None:
-        typer.echo(f"local cloud listening on {cloud.url} (Ctrl-C stops it and its jobs)")
+        if as_json:
+            typer.echo(json.dumps({"url": cloud.url, "pid": control.read_state().pid}))
+        else:
+            typer.echo(f"local cloud listening on {cloud.url} (Ctrl-C stops it and its jobs)")
 
-    control.up_foreground(port, on_ready=ready)
+    from ops.localcloud.server import serve_foreground  # the server side, only when serving here
+
+    serve_foreground(port, on_ready=ready)
 
 
 @app.command()
-def down() -> None:
+def down(as_json: JsonOption = False) -> None:
     """Stop the background local cloud and its running jobs."""
-    typer.echo("stopped" if control.down() else "no local cloud was running")
+    result = control.down()
+    if result.stale:
+        typer.echo(f"warning: {result.stale}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"stopped": result.stopped, "stale": result.stale}))
+    else:
+        typer.echo("stopped" if result.stopped else "no local cloud was running")
 
 
 @app.command()
-def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def status(as_json: JsonOption = False) -> None:
     """Say whether the local cloud runs, where, and what it intercepts."""
     state = control.running()
     info = control.health(state.url) if state else None
@@ -77,7 +91,7 @@ def status(
 
 
 @app.command()
-def env() -> None:
+def env(as_json: JsonOption = False) -> None:
     """Print `export` lines that point boto3, the AWS CLI and the SageMaker SDK at it."""
-    state = control.require_running()
-    typer.echo(_exports(state.environment()))
+    environment = control.require_running().environment()
+    typer.echo(json.dumps(environment) if as_json else _exports(environment))

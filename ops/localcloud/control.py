@@ -1,11 +1,15 @@
 """Start, find, inspect and stop the local cloud (`ops local up/down/status/env`).
 
-A detached local cloud is a child process (`python -m ops.localcloud.server`) in its own session;
-its URL, pid and log file are kept in ``$DOGOPS_HOME/localcloud.json`` (default ``~/.dogops``).
+Client side only: this module imports nothing of the server (no moto, uvicorn, optuna), so
+every `ops` command starts fast. A detached local cloud is a child process
+(``python -m ops.localcloud.server``) in its own session; its URL, pid, log file and identity (its
+command line and start time) are kept in ``$DOGOPS_HOME/localcloud.json`` (default
+``~/.dogops``). `down` signals that pid only while it is still that process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,10 +23,21 @@ import httpx
 
 from ops.errors import OpsError
 from ops.jsonfile import write_atomic
-from ops.localcloud.server import HEALTH_PATH, LocalCloud, client_environment
 
+HEALTH_PATH = "/_localcloud/health"
 START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 120.0  # time to save S3 (only changed objects) and stop jobs
+STOP_TIMEOUT_S = 120.0  # jobs' grace period, final uploads and saving S3
+
+
+def client_environment(url: str) -> dict[str, str]:
+    """What a shell, boto3, the AWS CLI or the SageMaker SDK needs to talk to the local cloud."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "localcloud",
+        "AWS_SECRET_ACCESS_KEY": "localcloud",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
 
 
 def home() -> Path:
@@ -33,27 +48,72 @@ def state_file() -> Path:
     return home() / "localcloud.json"
 
 
+def process_identity(pid: int) -> dict | None:
+    """What tells a process apart from a later one with the same pid: its start time (clock
+    ticks after boot, /proc/<pid>/stat field 22) and command line. None when no such process
+    runs (a zombie has exited). Without /proc (macOS), ``ps`` says the same."""
+    if not Path("/proc/self/stat").exists():
+        found = subprocess.run(
+            ["ps", "-o", "lstart=", "-o", "command=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        # lstart is a fixed-width date ("Thu Nov 26 01:23:08 2026"), then the command.
+        return {"start_time": found[:24], "cmdline": found[24:].split()} if found else None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name in (...) may hold spaces
+    if fields[0] == "Z":
+        return None
+    arguments = [a.decode(errors="replace") for a in cmdline.split(b"\0")[:-1]]
+    return {"start_time": int(fields[19]), "cmdline": arguments}
+
+
 @dataclass
 class State:
     url: str
     pid: int
     home: str
     log: str | None = None
+    start_time: int | str | None = None
+    cmdline: list[str] | None = None
 
     def environment(self) -> dict[str, str]:
         return client_environment(self.url)
+
+    def is_alive(self) -> bool:
+        """Whether the process this state names still runs (not a stranger reusing the pid)."""
+        if self.start_time is None:  # written before identities were kept: ask the process
+            info = health(self.url)
+            return info is not None and info.get("pid") == self.pid
+        identity = {"start_time": self.start_time, "cmdline": self.cmdline}
+        return process_identity(self.pid) == identity
 
 
 def read_state() -> State | None:
     try:
         document = json.loads(state_file().read_text())
-        return State(**{k: document.get(k) for k in ("url", "pid", "home", "log")})
+        return State(**{k: document.get(k) for k in State.__dataclass_fields__})
     except (FileNotFoundError, json.JSONDecodeError, TypeError):
         return None
 
 
-def _write_state(state: State) -> None:
+def register(url: str, pid: int, log: str | None = None) -> State:
+    """Record the local cloud running as ``pid`` (with its identity) in the state file."""
+    identity = process_identity(pid) or {}
+    state = State(url=url, pid=pid, home=str(home()), log=log, **identity)
     write_atomic(state_file(), asdict(state), indent=2)
+    return state
+
+
+def unregister(pid: int) -> None:
+    """Remove the state file if it still names ``pid``."""
+    state = read_state()
+    if state is not None and state.pid == pid:
+        state_file().unlink(missing_ok=True)
 
 
 def health(url: str, timeout: float = 2.0) -> dict | None:
@@ -95,19 +155,10 @@ def up_detached(port: int = 0) -> State:
     ready = root / "localcloud.ready"
     ready.unlink(missing_ok=True)
     log_path = root / "localcloud.log"
+    command = [sys.executable, "-m", "ops.localcloud.server", "--home", str(root)]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ops.localcloud.server",
-                "--home",
-                str(root),
-                "--port",
-                str(port),
-                "--ready-file",
-                str(ready),
-            ],
+            [*command, "--port", str(port), "--ready-file", str(ready)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -122,60 +173,45 @@ def up_detached(port: int = 0) -> State:
         if ready.exists():
             info = json.loads(ready.read_text())
             if health(info["url"]) is not None:
-                state = State(url=info["url"], pid=process.pid, home=str(root), log=str(log_path))
-                _write_state(state)
-                return state
+                return register(info["url"], process.pid, log=str(log_path))
         time.sleep(0.1)
     process.terminate()
     raise OpsError(f"the local cloud did not start within {START_TIMEOUT_S:.0f} s; see {log_path}")
 
 
-def up_foreground(port: int = 0, on_ready=None) -> None:
-    """Serve in this process until Ctrl-C; the state file exists while it runs."""
-    root = home()
-    cloud = LocalCloud(root, port=port)
+@dataclass
+class Stopped:
+    """What `down` did: stopped a local cloud, found none, or found a stale state file."""
 
-    def ready(cloud: LocalCloud) -> None:
-        _write_state(State(url=cloud.url, pid=os.getpid(), home=str(root)))
-        if on_ready:
-            on_ready(cloud)
-
-    try:
-        cloud.serve_forever(on_ready=ready)
-    finally:
-        state = read_state()
-        if state is not None and state.pid == os.getpid():
-            state_file().unlink(missing_ok=True)
+    stopped: bool
+    stale: str | None = None  # why the state file was stale (it was removed)
 
 
-def down() -> bool:
-    """Stop a detached local cloud (running jobs are stopped). False if none was running."""
+def down() -> Stopped:
+    """Stop the local cloud the state file names (its running jobs too), after checking it is
+    still that process: a pid reused by another program is never signalled."""
     state = read_state()
     if state is None:
-        return False
-    stopped = False
-    try:
-        os.kill(state.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and _alive(state.pid):
-            time.sleep(0.1)
-        if _alive(state.pid):
-            os.kill(state.pid, signal.SIGKILL)
-        stopped = True
-    except ProcessLookupError:
-        pass
+        return Stopped(False)
+    if not state.is_alive():
+        state_file().unlink(missing_ok=True)
+        return Stopped(
+            False,
+            stale=f"{state_file()} named pid {state.pid}, which is no longer the local cloud "
+            "started from it; the file was removed and nothing was signalled",
+        )
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while state.is_alive() and time.monotonic() < deadline:
+        _reap_if_child(state.pid)
+        time.sleep(0.1)
+    if state.is_alive():
+        os.kill(state.pid, signal.SIGKILL)
     state_file().unlink(missing_ok=True)
-    return stopped
+    return Stopped(True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child (we started it in this process) counts as gone.
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        return finished == 0
-    except ChildProcessError:
-        return True
+def _reap_if_child(pid: int) -> None:
+    """A local cloud started by this very process stays a zombie until it is waited for."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ops.jsonfile import write_atomic
-from ops.localcloud import iam, persist
+from ops.localcloud import control, iam, persist
 from ops.localcloud.protocol import AwsError, region_of, to_wire
 from ops.localcloud.sagemaker import SageMaker
 from ops.localcloud.training import TrainingRunner
@@ -41,7 +41,7 @@ from ops.model_server import bind
 
 log = logging.getLogger("dogops.localcloud")
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
-HEALTH_PATH = "/_localcloud/health"
+HEALTH_PATH = control.HEALTH_PATH
 AMZ_JSON = "application/x-amz-json-1.1"
 # Hop-by-hop headers (RFC 9110 7.6.1) and those we recompute.
 _DROP_REQUEST = {
@@ -273,22 +273,27 @@ class LocalCloud:
             self.moto.stop()
 
     def environment(self) -> dict[str, str]:
-        return client_environment(self.url)
-
-
-def client_environment(url: str) -> dict[str, str]:
-    """What a shell, boto3, the AWS CLI or the SageMaker SDK needs to talk to the local cloud."""
-    return {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "localcloud",
-        "AWS_SECRET_ACCESS_KEY": "localcloud",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }
+        return control.client_environment(self.url)
 
 
 def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(0)
+
+
+def serve_foreground(port: int = 0, on_ready=None) -> None:
+    """`ops local up` without --detach: serve in this process until Ctrl-C; the state file
+    names this process while it serves."""
+    cloud = LocalCloud(control.home(), port=port)
+
+    def ready(cloud: LocalCloud) -> None:
+        control.register(cloud.url, os.getpid())
+        if on_ready:
+            on_ready(cloud)
+
+    try:
+        cloud.serve_forever(on_ready=ready)
+    finally:
+        control.unregister(os.getpid())
 
 
 def main(argv: list[str] | None = None) -> None:

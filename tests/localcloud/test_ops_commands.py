@@ -70,7 +70,7 @@ def train_json(data, *args: str) -> dict:
 def registered(cloud, tmp_path, monkeypatch):
     """Make the session's in-process local cloud the one `ops` finds."""
     monkeypatch.setenv("DOGOPS_HOME", str(tmp_path))
-    control._write_state(control.State(url=cloud.url, pid=os.getpid(), home=str(tmp_path)))
+    control.register(cloud.url, os.getpid())
     return tmp_path
 
 
