@@ -2,7 +2,7 @@
 
 Client side only: this module imports nothing of the server (no moto, uvicorn, optuna), so
 every `ops` command starts fast. A detached local cloud is a child process
-(``python -m ops.localcloud.server``) in its own session; its URL, pid, log file and identity (its
+(``python -m ops.localcloud.app``) in its own session; its URL, pid, log file and identity (its
 command line and start time) are kept in ``$DOGOPS_HOME/localcloud.json`` (default
 ``~/.dogops``). `down` signals that pid only while it is still that process.
 """
@@ -155,7 +155,7 @@ def up_detached(port: int = 0) -> State:
     ready = root / "localcloud.ready"
     ready.unlink(missing_ok=True)
     log_path = root / "localcloud.log"
-    command = [sys.executable, "-m", "ops.localcloud.server", "--home", str(root)]
+    command = [sys.executable, "-m", "ops.localcloud.app", "--home", str(root)]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [*command, "--port", str(port), "--ready-file", str(ready)],

@@ -7,49 +7,34 @@ v3 asks it before staging code (``iam:SimulatePrincipalPolicy``), which moto lac
 
 from __future__ import annotations
 
-import uuid
-from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from ops.localcloud.routes import Route, query_routes
+from ops.localcloud.service import Service
+from ops.localcloud.wire import Call, members
+
 NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
-OPERATIONS = ("SimulatePrincipalPolicy", "SimulateCustomPolicy")
 
 
-def _members(form: dict[str, list[str]], name: str) -> list[str]:
-    indexed = []
-    for key, values in form.items():
-        prefix = f"{name}.member."
-        if key.startswith(prefix) and key[len(prefix) :].isdigit():
-            indexed.append((int(key[len(prefix) :]), values[0]))
-    return [value for _, value in sorted(indexed)]
-
-
-def operation_of(body: bytes) -> str | None:
-    form = parse_qs(body.decode("utf-8", errors="replace"))
-    action = (form.get("Action") or [""])[0]
-    return action if action in OPERATIONS else None
-
-
-def simulate(body: bytes) -> str:
-    """The XML answer to a Simulate*Policy request: every action on every resource allowed."""
-    form = parse_qs(body.decode("utf-8", errors="replace"))
-    action = form["Action"][0]
-    resources = _members(form, "ResourceArns") or ["*"]
-    results = []
-    for name in _members(form, "ActionNames"):
-        for resource in resources:
-            results.append(
-                "<member>"
-                f"<EvalActionName>{escape(name)}</EvalActionName>"
-                f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
-                "<EvalDecision>allowed</EvalDecision>"
-                "<MatchedStatements/><MissingContextValues/>"
-                "</member>"
-            )
+def simulate(call: Call) -> str:
+    """A Simulate*Policy result: every action on every resource allowed."""
+    resources = members(call.params, "ResourceArns") or ["*"]
+    results = [
+        "<member>"
+        f"<EvalActionName>{escape(name)}</EvalActionName>"
+        f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
+        "<EvalDecision>allowed</EvalDecision>"
+        "<MatchedStatements/><MissingContextValues/>"
+        "</member>"
+        for name in members(call.params, "ActionNames")
+        for resource in resources
+    ]
     return (
-        f'<{action}Response xmlns="{NAMESPACE}"><{action}Result>'
-        f"<IsTruncated>false</IsTruncated><EvaluationResults>{''.join(results)}"
-        f"</EvaluationResults></{action}Result>"
-        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-        f"</{action}Response>"
+        f"<IsTruncated>false</IsTruncated><EvaluationResults>{''.join(results)}</EvaluationResults>"
     )
+
+
+class IamService(Service):
+    def routes(self) -> list[Route]:
+        handlers = {"SimulatePrincipalPolicy": simulate, "SimulateCustomPolicy": simulate}
+        return query_routes("IAM", "iam", NAMESPACE, handlers)

@@ -14,22 +14,10 @@ import json
 import logging
 from pathlib import Path
 
-import boto3
-
 from ops.jsonfile import write_atomic
 
 log = logging.getLogger("dogops.localcloud")
 MANIFEST = "manifest.json"
-
-
-def _client(moto_url: str):
-    return boto3.client(
-        "s3",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="localcloud",
-        aws_secret_access_key="localcloud",
-    )
 
 
 def _file_name(bucket: str, key: str) -> str:
@@ -43,9 +31,9 @@ def _read_manifest(root: Path) -> dict:
         return {"buckets": {}}
 
 
-def snapshot(moto_url: str, root: Path) -> int:
-    """Write the current objects to ``root``; returns how many files were (re)written."""
-    s3 = _client(moto_url)
+def snapshot(s3, root: Path) -> int:
+    """Write the current objects (``s3``: a client of moto's S3) to ``root``; returns how many
+    files were (re)written."""
     objects_dir = root / "objects"
     objects_dir.mkdir(parents=True, exist_ok=True)
     previous = _read_manifest(root)["buckets"]
@@ -81,11 +69,10 @@ def snapshot(moto_url: str, root: Path) -> int:
     return written
 
 
-def restore(moto_url: str, root: Path) -> int:
+def restore(s3, root: Path) -> int:
     """Put back what the last snapshot kept; returns the number of objects."""
     manifest = _read_manifest(root)["buckets"]
     count = 0
-    s3 = _client(moto_url)
     for name, bucket in manifest.items():
         region = bucket.get("region") or "us-east-1"
         if region == "us-east-1":

@@ -3,9 +3,12 @@ small synthetic data set and the training code already uploaded, as `ops train` 
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
+import textwrap
 import time
 from dataclasses import dataclass
 
@@ -13,7 +16,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from ops.localcloud.server import LocalCloud
+from ops.localcloud.app import LocalCloud
+from ops.localcloud.sagemaker import SageMakerService
 from ops.s3 import upload_tree
 from ops.synth import synthesize
 from ops.training import ENTRY_POINT, source_tarball
@@ -50,31 +54,57 @@ class Staged:
     def job_request(self, name: str, instance_count: int = 1, **hyperparameters: str) -> dict:
         from ops.metrics import METRIC_DEFINITIONS
 
-        return {
-            "TrainingJobName": name,
-            "AlgorithmSpecification": {
-                "TrainingImage": "local/pytorch-training",
-                "TrainingInputMode": "File",
-                "MetricDefinitions": METRIC_DEFINITIONS,
-            },
-            "RoleArn": ROLE,
-            "HyperParameters": self.toolkit_hyperparameters(**hyperparameters),
-            "InputDataConfig": [
-                {
-                    "ChannelName": "training",
-                    "DataSource": {
-                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.data_uri}
-                    },
-                }
-            ],
-            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
-            "ResourceConfig": {
-                "InstanceType": "ml.m5.xlarge",
-                "InstanceCount": instance_count,
-                "VolumeSizeInGB": 10,
-            },
-            "StoppingCondition": {"MaxRuntimeInSeconds": 900},
-        }
+        request = training_request(
+            name,
+            self.toolkit_hyperparameters(**hyperparameters),
+            METRIC_DEFINITIONS,
+            instance_count,
+        )
+        source = {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.data_uri}}
+        request["InputDataConfig"] = [{"ChannelName": "training", "DataSource": source}]
+        return request
+
+
+def training_request(
+    name: str, hyperparameters: dict, metric_definitions: list, instance_count: int = 1
+) -> dict:
+    """A CreateTrainingJob request without input channels."""
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": "local/pytorch-training",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions,
+        },
+        "RoleArn": ROLE,
+        "HyperParameters": hyperparameters,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
+        "ResourceConfig": {
+            "InstanceType": "ml.m5.xlarge",
+            "InstanceCount": instance_count,
+            "VolumeSizeInGB": 10,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 900},
+    }
+
+
+def script_job(s3, name: str, script: str, instance_count: int = 1, metrics=()) -> dict:
+    """A CreateTrainingJob request that runs ``script`` (Python source) as the entry point: its
+    source tarball is uploaded to the test bucket, which must exist. No data channel."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        body = textwrap.dedent(script).encode()
+        info = tarfile.TarInfo("entry.py")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    key = f"code/{name}/sourcedir.tar.gz"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue())
+    hyperparameters = {
+        "sagemaker_program": json.dumps("entry.py"),
+        "sagemaker_submit_directory": json.dumps(f"s3://{BUCKET}/{key}"),
+    }
+    definitions = [{"Name": n, "Regex": r} for n, r in metrics]
+    return training_request(name, hyperparameters, definitions, instance_count)
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +112,11 @@ def cloud(tmp_path_factory: pytest.TempPathFactory):
     cloud = LocalCloud(tmp_path_factory.mktemp("localcloud")).start()
     yield cloud
     cloud.stop()
+
+
+def training_record(cloud: LocalCloud, name: str):
+    """The local cloud's own record of a training job (its instances are ``children``)."""
+    return cloud.service(SageMakerService).backend.training_job("us-east-1", name)
 
 
 @pytest.fixture(scope="session")

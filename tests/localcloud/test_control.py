@@ -58,5 +58,5 @@ def test_ops_commands_do_not_import_the_server_side():
     assert imported("ops.cli", ("moto", "torch", "optuna")) == []
     # The client side of the local cloud (what `ops local` and `--target local` use): not even
     # the web server.
-    server_side = ("moto", "uvicorn", "starlette", "torch", "optuna", "ops.localcloud.server")
+    server_side = ("moto", "uvicorn", "starlette", "torch", "optuna", "ops.localcloud.app")
     assert imported("ops.localcloud.control", server_side) == []

@@ -11,7 +11,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ops.metrics import parse_metrics
-from tests.localcloud.conftest import BUCKET, validate_response, wait_for, wait_training
+from tests.localcloud.conftest import (
+    BUCKET,
+    training_record,
+    validate_response,
+    wait_for,
+    wait_training,
+)
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -112,13 +118,13 @@ def test_stop_training_job_stops_the_process(staged, cloud):
         lambda d: d["SecondaryStatus"] == "Training",
         timeout=60,
     )
-    record = cloud.sagemaker.training[("us-east-1", "stop-1")]
-    wait_for(lambda: record.processes or None, bool, timeout=30)
+    record = training_record(cloud, "stop-1")
+    wait_for(lambda: record.children or None, bool, timeout=30)
     time.sleep(1.0)
     sm.stop_training_job(TrainingJobName="stop-1")
     job = wait_training(sm, "stop-1", timeout=60)
     assert job["TrainingJobStatus"] == "Stopped"
-    assert all(process.poll() is not None for process in record.processes)
+    assert not any(child.running() for child in record.children)
     with pytest.raises(ClientError, match="not in progress"):
         sm.stop_training_job(TrainingJobName="stop-1")
 

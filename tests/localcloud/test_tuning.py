@@ -9,8 +9,8 @@ import optuna
 import pytest
 from botocore.exceptions import ClientError
 
-from ops.localcloud.sagemaker import ParameterSpace
-from tests.localcloud.conftest import validate_response, wait_for
+from ops.localcloud.sagemaker.tuning import ParameterSpace
+from tests.localcloud.conftest import training_record, validate_response, wait_for
 
 
 def tuning_request(staged, name: str, strategy: str = "Random", jobs: int = 2, parallel: int = 2):
@@ -111,9 +111,9 @@ def test_max_parallel_is_respected_and_stop_stops_the_trials(staged, cloud):
     tuning = wait_tuning(sm, "hpo-stop", timeout=60)
     assert tuning["HyperParameterTuningJobStatus"] == "Stopped"
     assert tuning["TrainingJobStatusCounters"]["Stopped"] == 1
-    job = cloud.sagemaker.training[("us-east-1", listed[0]["TrainingJobName"])]
+    job = training_record(cloud, listed[0]["TrainingJobName"])
     assert job.status == "Stopped"
-    assert all(p.poll() is not None for p in job.processes)
+    assert not any(child.running() for child in job.children)
 
 
 def test_all_trials_failing_fails_the_tuning_job(staged):

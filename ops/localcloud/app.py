@@ -1,0 +1,167 @@
+"""The local cloud as one process: moto, the services, the front door; started and stopped in
+order.
+
+Stopping (``ops local down``, Ctrl-C, SIGTERM): the front door stops taking requests; each
+service stops its work (jobs get SIGTERM); S3 is saved; moto stops.
+
+``python -m ops.localcloud.app --home DIR --port 0`` prints ``listening on http://HOST:PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+import uvicorn
+
+from ops.jsonfile import write_atomic
+from ops.localcloud import control, loopback, persist
+from ops.localcloud.gateway import create_app
+from ops.localcloud.iam import IamService
+from ops.localcloud.moto import Moto
+from ops.localcloud.routes import RouteTable
+from ops.localcloud.sagemaker import SageMakerService
+from ops.localcloud.service import Context, Service
+from ops.localcloud.supervisor import Supervisor
+
+log = logging.getLogger("dogops.localcloud")
+SERVICES: tuple[type[Service], ...] = (SageMakerService, IamService)
+
+
+class LocalCloud:
+    """moto + the services + the front door, started and stopped together."""
+
+    def __init__(self, home: Path, host: str = loopback.HOST, port: int = 0, persist: bool = True):
+        loopback.require_loopback(host)
+        self.home = home
+        self.host = host
+        self.port = port
+        self.persist = persist
+        self.moto = Moto()
+        self.supervisor = Supervisor()
+        self.services: list[Service] = []
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.url = ""
+
+    def service(self, kind: type[Service]) -> Service:
+        return next(s for s in self.services if isinstance(s, kind))
+
+    def _prepare(self):
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.moto.start()
+        if self.persist:
+            restored = persist.restore(self.moto.client("s3"), self.home / "s3")
+            if restored:
+                log.info("restored %d S3 objects from %s", restored, self.home / "s3")
+        context = Context(home=self.home, moto=self.moto, supervisor=self.supervisor)
+        self.services = [kind(context) for kind in SERVICES]
+        table = RouteTable(route for service in self.services for route in service.routes())
+        sock, self.url = loopback.listen(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(table, self.moto.url), log_level="warning")
+        self._server = uvicorn.Server(config)
+        return sock
+
+    def start(self) -> LocalCloud:
+        """Serve in a background thread (tests, embedding); returns once it accepts requests."""
+        sock = self._prepare()
+        self._server.config.install_signal_handlers = False  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[sock])),
+            daemon=True,
+            name="localcloud",
+        )
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the local cloud failed to start")
+            self._thread.join(0.02)
+        return self
+
+    def serve_forever(self, on_ready=None) -> None:
+        """Serve in this thread until SIGINT/SIGTERM, then stop everything in order."""
+        sock = self._prepare()
+        if on_ready:
+            on_ready(self)
+        try:
+            self._server.run(sockets=[sock])
+        finally:
+            self._teardown()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self._teardown()
+
+    def _teardown(self) -> None:
+        if self._stopped or not self.services:
+            return
+        self._stopped = True
+        for service in self.services:
+            service.quiesce()
+        if self.persist:
+            try:
+                written = persist.snapshot(self.moto.client("s3"), self.home / "s3")
+                log.info("saved S3 to %s (%d objects written)", self.home / "s3", written)
+            except Exception:  # never lose the shutdown over it; say so loudly
+                log.exception("could not save S3 to %s", self.home / "s3")
+        self.moto.stop()
+
+    def environment(self) -> dict[str, str]:
+        return control.client_environment(self.url)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(0)
+
+
+def serve_foreground(port: int = 0, on_ready=None) -> None:
+    """`ops local up` without --detach: serve in this process until Ctrl-C; the state file
+    names this process while it serves."""
+    cloud = LocalCloud(control.home(), port=port)
+
+    def ready(cloud: LocalCloud) -> None:
+        control.register(cloud.url, os.getpid())
+        if on_ready:
+            on_ready(cloud)
+
+    try:
+        cloud.serve_forever(on_ready=ready)
+    finally:
+        control.unregister(os.getpid())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--home", type=Path, required=True, help="work and state folder")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--ready-file", type=Path, help="write {url, pid} here once serving")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; with the default handler
+    # that would end the process before the jobs are stopped and S3 is saved.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    cloud = LocalCloud(args.home, port=args.port)
+
+    def ready(cloud: LocalCloud) -> None:
+        print(f"listening on {cloud.url}", flush=True)
+        if args.ready_file:
+            document = {"url": cloud.url, "pid": os.getpid(), "home": str(args.home)}
+            write_atomic(args.ready_file, document)
+
+    cloud.serve_forever(on_ready=ready)
+
+
+if __name__ == "__main__":
+    main()

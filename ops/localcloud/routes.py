@@ -1,0 +1,117 @@
+"""Who answers what: one table of the operations the local cloud answers itself.
+
+A route names the API and operation, the service in the request's SigV4 scope, the handler,
+and how a request is recognised, per protocol:
+
+- JSON 1.1 (SageMaker, Application Auto Scaling, SSM): the ``X-Amz-Target`` header;
+- REST (Lambda, SageMaker Runtime): the method and a path template (``/functions/{name}``);
+- query (IAM, STS): the ``Action`` parameter.
+
+Whatever no route matches goes to moto. A service adds itself by returning its routes from
+``Service.routes()`` (see `ops.localcloud.service`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ops.localcloud.wire import Call, Json11, Query, RestJson, form_of, signing_scope
+
+Handler = Callable[[Call], object]
+JSON11 = Json11()
+REST_JSON = RestJson()
+
+
+@dataclass(frozen=True)
+class Route:
+    api: str  # as users name it: "SageMaker", "IAM"
+    operation: str  # "CreateTrainingJob"
+    service: str  # the SigV4 signing name: "sagemaker", "iam"
+    handler: Handler
+    codec: Json11 | Query
+    target: str | None = None  # JSON 1.1
+    method: str | None = None  # REST
+    path: str | None = None  # REST, with {name} segments
+    _path_regex: re.Pattern | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.api}.{self.operation}"
+
+
+def json_routes(api: str, service: str, prefix: str, handlers: dict[str, Handler]) -> list[Route]:
+    """JSON 1.1 routes: ``X-Amz-Target: <prefix>.<operation>``."""
+    return [
+        Route(api, op, service, handler, JSON11, target=f"{prefix}.{op}")
+        for op, handler in handlers.items()
+    ]
+
+
+def query_routes(
+    api: str, service: str, namespace: str, handlers: dict[str, Handler]
+) -> list[Route]:
+    """Query-protocol routes: ``Action=<operation>`` signed for ``service``."""
+    codec = Query(namespace)
+    return [Route(api, op, service, handler, codec) for op, handler in handlers.items()]
+
+
+def rest_route(
+    api: str, operation: str, service: str, method: str, path: str, handler: Handler
+) -> Route:
+    """A REST route: ``method`` on ``path`` (``{name}`` matches one path segment)."""
+    pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path))
+    return Route(
+        api,
+        operation,
+        service,
+        handler,
+        REST_JSON,
+        method=method,
+        path=path,
+        _path_regex=re.compile(pattern),
+    )
+
+
+class RouteTable:
+    def __init__(self, routes: Iterable[Route]):
+        self.routes = list(routes)
+        self._by_target: dict[str, Route] = {}
+        self._by_action: dict[tuple[str, str], Route] = {}
+        self._rest: list[Route] = []
+        for route in self.routes:
+            if route.target:
+                key, table = route.target, self._by_target
+            elif route.method:
+                self._rest.append(route)
+                continue
+            else:
+                key, table = (route.service, route.operation), self._by_action
+            if key in table:
+                raise ValueError(f"two routes for {key}")
+            table[key] = route
+        self._query_services = {service for service, _ in self._by_action}
+
+    def names(self) -> list[str]:
+        return [route.name for route in self.routes]
+
+    def find(
+        self, method: str, path: str, headers, body: bytes, query_string: bytes = b""
+    ) -> tuple[Route, dict[str, str]] | None:
+        """The route for a request and its path parameters, or None (moto answers it)."""
+        target = headers.get("x-amz-target")
+        if target:
+            route = self._by_target.get(target)
+            return (route, {}) if route else None
+        _, service = signing_scope(headers.get("authorization"))
+        for route in self._rest:
+            if route.service == service and route.method == method:
+                match = route._path_regex.fullmatch(path)
+                if match:
+                    return route, match.groupdict()
+        if service in self._query_services:
+            action = form_of(body, query_string).get("Action", "")
+            route = self._by_action.get((service, action))
+            return (route, {}) if route else None
+        return None

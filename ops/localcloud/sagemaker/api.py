@@ -1,0 +1,188 @@
+"""The SageMaker operations the local cloud answers: parse the request, call the backend or a
+runner, shape the answer, and turn domain errors into SageMaker's error codes.
+
+Requests and responses are the AWS JSON 1.1 protocol's documents, so boto3, the AWS CLI and the
+SageMaker SDK parse them unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+
+from ops.localcloud.routes import Handler
+from ops.localcloud.sagemaker import validate
+from ops.localcloud.sagemaker.records import (
+    InvalidRequest,
+    NameInUse,
+    NotFound,
+    SageMakerBackend,
+    TrainingJob,
+)
+from ops.localcloud.sagemaker.training import TrainingRunner
+from ops.localcloud.sagemaker.tuning import Tuner
+from ops.localcloud.wire import AwsError, Call, page, validation_error
+
+NOT_FOUND = "Requested resource not found."
+
+
+def _answers_domain_errors(handler):
+    @functools.wraps(handler)
+    def wrapped(self, call: Call):
+        try:
+            return handler(self, call.region, call.params)
+        except InvalidRequest as exc:
+            raise validation_error(str(exc)) from exc
+        except NameInUse as exc:
+            raise AwsError("ResourceInUse", str(exc)) from exc
+        except NotFound as exc:
+            if exc.kind == TrainingJob.KIND:  # SageMaker's answer for training jobs
+                raise validation_error(NOT_FOUND) from exc
+            message = f"Amazon SageMaker can't find a tuning job named {exc.name}"
+            raise AwsError("ResourceNotFound", message) from exc
+
+    return wrapped
+
+
+class SageMakerApi:
+    def __init__(self, backend: SageMakerBackend, runner: TrainingRunner):
+        self.backend = backend
+        self.runner = runner
+        self.tuners: list[Tuner] = []
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "CreateTrainingJob": self.create_training_job,
+            "DescribeTrainingJob": self.describe_training_job,
+            "StopTrainingJob": self.stop_training_job,
+            "ListTrainingJobs": self.list_training_jobs,
+            "CreateHyperParameterTuningJob": self.create_hyper_parameter_tuning_job,
+            "DescribeHyperParameterTuningJob": self.describe_hyper_parameter_tuning_job,
+            "StopHyperParameterTuningJob": self.stop_hyper_parameter_tuning_job,
+            "ListHyperParameterTuningJobs": self.list_hyper_parameter_tuning_jobs,
+            "ListTrainingJobsForHyperParameterTuningJob": (
+                self.list_training_jobs_for_hyper_parameter_tuning_job
+            ),
+        }
+
+    # -- training jobs ------------------------------------------------------------------
+
+    @_answers_domain_errors
+    def create_training_job(self, region: str, request: dict) -> dict:
+        validate.training_job(request)
+        job = self.backend.add_training_job(region, request)
+        self.runner.start(job)
+        return {"TrainingJobArn": job.arn}
+
+    @_answers_domain_errors
+    def describe_training_job(self, region: str, request: dict) -> dict:
+        return self.backend.training_job(region, request.get("TrainingJobName", "")).describe()
+
+    @_answers_domain_errors
+    def stop_training_job(self, region: str, request: dict) -> dict:
+        job = self.backend.training_job(region, request.get("TrainingJobName", ""))
+        if job.status != "InProgress":
+            raise validation_error(
+                f"The training job {job.name} is not in progress (status {job.status})"
+            )
+        self.runner.stop(job)
+        return {}
+
+    @_answers_domain_errors
+    def list_training_jobs(self, region: str, request: dict) -> dict:
+        summaries = [job.summary() for job in self.backend.training_jobs(region)]
+        items = _filter_sort(summaries, request, "TrainingJobName", "TrainingJobStatus")
+        items, token = page(items, request)
+        return {"TrainingJobSummaries": items, **token}
+
+    # -- tuning jobs --------------------------------------------------------------------
+
+    @_answers_domain_errors
+    def create_hyper_parameter_tuning_job(self, region: str, request: dict) -> dict:
+        tuner = Tuner(self.backend, self.runner, region, request).start()
+        self.tuners.append(tuner)
+        return {"HyperParameterTuningJobArn": tuner.job.arn}
+
+    @_answers_domain_errors
+    def describe_hyper_parameter_tuning_job(self, region: str, request: dict) -> dict:
+        return self.backend.tuning_job(
+            region, request.get("HyperParameterTuningJobName", "")
+        ).describe()
+
+    @_answers_domain_errors
+    def stop_hyper_parameter_tuning_job(self, region: str, request: dict) -> dict:
+        tuning = self.backend.tuning_job(region, request.get("HyperParameterTuningJobName", ""))
+        with tuning.lock:
+            if tuning.status != "InProgress":
+                raise validation_error(f"The tuning job {tuning.name} is not in progress")
+            trials = tuning.request_stop()
+        for job in trials:
+            if job.status == "InProgress":
+                self.runner.stop(job)
+        return {}
+
+    @_answers_domain_errors
+    def list_hyper_parameter_tuning_jobs(self, region: str, request: dict) -> dict:
+        items = _filter_sort(
+            [job.summary() for job in self.backend.tuning_jobs(region)],
+            request,
+            "HyperParameterTuningJobName",
+            "HyperParameterTuningJobStatus",
+        )
+        items, token = page(items, request)
+        return {"HyperParameterTuningJobSummaries": items, **token}
+
+    @_answers_domain_errors
+    def list_training_jobs_for_hyper_parameter_tuning_job(self, region: str, request: dict):
+        tuning = self.backend.tuning_job(region, request.get("HyperParameterTuningJobName", ""))
+        with tuning.lock:
+            trials = list(tuning.trials)
+        items = [tuning.trial_summary(job) for job in trials]
+        if request.get("StatusEquals"):
+            items = [i for i in items if i["TrainingJobStatus"] == request["StatusEquals"]]
+        sort_by = request.get("SortBy", "CreationTime")
+        descending = request.get("SortOrder", "Descending") == "Descending"
+        if sort_by == "FinalObjectiveMetricValue":
+            scored = [i for i in items if "FinalHyperParameterTuningJobObjectiveMetric" in i]
+            unscored = [i for i in items if i not in scored]
+            better_first = tuning.objective_type == "Maximize"
+            scored.sort(
+                key=lambda i: i["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+                reverse=better_first if request.get("SortOrder") is None else descending,
+            )
+            items = scored + unscored
+        else:
+            key = {"Name": "TrainingJobName", "Status": "TrainingJobStatus"}.get(
+                sort_by, "CreationTime"
+            )
+            items.sort(key=lambda i: i[key], reverse=descending)
+        items, token = page(items, request)
+        return {"TrainingJobSummaries": items, **token}
+
+
+def _filter_sort(items: list[dict], request: dict, name_key: str, status_key: str) -> list[dict]:
+    if request.get("NameContains"):
+        needle = request["NameContains"].lower()
+        items = [i for i in items if needle in i[name_key].lower()]
+    if request.get("StatusEquals"):
+        items = [i for i in items if i[status_key] == request["StatusEquals"]]
+    for key, compare in (
+        ("CreationTimeAfter", lambda a, b: a > b),
+        ("CreationTimeBefore", lambda a, b: a < b),
+        ("LastModifiedTimeAfter", lambda a, b: a > b),
+        ("LastModifiedTimeBefore", lambda a, b: a < b),
+    ):
+        if request.get(key) is not None:
+            bound = _timestamp(request[key])
+            field_name = "CreationTime" if key.startswith("Creation") else "LastModifiedTime"
+            items = [i for i in items if compare(i[field_name].timestamp(), bound)]
+    sort_by = request.get("SortBy", "CreationTime")
+    key = {"Name": name_key, "Status": status_key}.get(sort_by, "CreationTime")
+    items.sort(key=lambda i: i[key], reverse=request.get("SortOrder", "Descending") == "Descending")
+    return items
+
+
+def _timestamp(value) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()

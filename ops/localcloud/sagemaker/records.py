@@ -1,0 +1,369 @@
+"""SageMaker's records: training and tuning jobs, and the backend that owns them.
+
+The backend is the only owner of the records and of the one lock that guards them. Runners
+change a record through its narrow methods (`TrainingJob.mark_failed`, ...) and raise domain
+errors (`OpsError` subclasses), never wire errors; `api` turns those into AWS error codes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+from ops.errors import OpsError
+from ops.localcloud.wire import arn, now
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+class InvalidRequest(OpsError):
+    """The request cannot run as given (AWS: ValidationException)."""
+
+
+class NameInUse(OpsError):
+    """A job of that name exists (AWS: ResourceInUse)."""
+
+
+class NotFound(OpsError):
+    """No job of that kind and name (AWS: ValidationException or ResourceNotFound)."""
+
+    def __init__(self, kind: str, name: str):
+        super().__init__(f"no {kind} named {name}")
+        self.kind = kind
+        self.name = name
+
+
+def sagemaker_arn(region: str, kind: str, name: str) -> str:
+    return arn("sagemaker", region, f"{kind}/{name.lower()}")
+
+
+@dataclass(kw_only=True)
+class Job:
+    """What training and tuning jobs share: who they are, what was asked, how they stand."""
+
+    KIND: ClassVar[str]
+    name: str
+    region: str
+    request: dict
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    created: datetime = field(default_factory=now)
+    status: str = "InProgress"
+    ended: datetime | None = None
+    failure_reason: str | None = None
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def arn(self) -> str:
+        return sagemaker_arn(self.region, self.KIND, self.name)
+
+
+@dataclass(kw_only=True)
+class TrainingJob(Job):
+    KIND = "training-job"
+    secondary_status: str = "Starting"
+    transitions: list[dict] = field(default_factory=list)
+    started: datetime | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    metric_times: dict[str, datetime] = field(default_factory=dict)
+    artifact: str | None = None
+    tuning_job_arn: str | None = None
+    cpu_share: int = 1  # jobs running side by side (tuning trials) split the cores
+    children: list = field(default_factory=list)  # supervisor.Child, one per instance
+
+    def advance(self, status: str, message: str) -> None:
+        """A new secondary status (Starting, Downloading, Training, Uploading, ...)."""
+        with self.lock:
+            stamp = now()
+            if self.transitions:
+                self.transitions[-1]["EndTime"] = stamp
+            self.transitions.append(
+                {"Status": status, "StartTime": stamp, "StatusMessage": message}
+            )
+            self.secondary_status = status
+
+    def mark_training(self) -> None:
+        with self.lock:
+            self.advance("Training", "Training image download completed. Training in progress.")
+            self.started = now()
+
+    def record_metric(self, name: str, value: float) -> None:
+        with self.lock:
+            self.metrics[name] = value
+            self.metric_times[name] = now()
+
+    def request_stop(self) -> list:
+        """Ask the job to stop; returns the instances to signal."""
+        with self.lock:
+            self.stop_requested.set()
+            if self.status == "InProgress":
+                self.status = "Stopping"
+            return list(self.children)
+
+    def mark_completed(self, artifact: str) -> None:
+        with self.lock:
+            self.artifact = artifact
+        self._finish("Completed", "Completed", "Training job completed")
+
+    def mark_failed(self, reason: str) -> None:
+        self._finish("Failed", "Failed", "Training job failed", reason[:1024])
+
+    def mark_stopped(self, message: str = "Training job stopped") -> None:
+        self._finish("Stopped", "Stopped", message)
+
+    def _finish(self, status: str, secondary: str, message: str, reason: str | None = None):
+        with self.lock:
+            self.advance(secondary, message)
+            self.transitions[-1]["EndTime"] = now()
+            self.failure_reason = reason
+            self.ended = now()
+            self.status = status
+
+    def describe(self) -> dict:
+        r = self.request
+        with self.lock:
+            response = {
+                "TrainingJobName": self.name,
+                "TrainingJobArn": self.arn,
+                "TuningJobArn": self.tuning_job_arn,
+                "ModelArtifacts": {"S3ModelArtifacts": self.artifact or ""},
+                "TrainingJobStatus": self.status,
+                "SecondaryStatus": self.secondary_status,
+                "FailureReason": self.failure_reason,
+                "HyperParameters": r.get("HyperParameters", {}),
+                "AlgorithmSpecification": r["AlgorithmSpecification"],
+                "RoleArn": r["RoleArn"],
+                "InputDataConfig": r.get("InputDataConfig", []),
+                "OutputDataConfig": r["OutputDataConfig"],
+                "ResourceConfig": r["ResourceConfig"],
+                "StoppingCondition": r.get("StoppingCondition", {"MaxRuntimeInSeconds": 86400}),
+                "CheckpointConfig": r.get("CheckpointConfig"),
+                "Environment": r.get("Environment"),
+                "CreationTime": self.created,
+                "TrainingStartTime": self.started,
+                "TrainingEndTime": self.ended,
+                "LastModifiedTime": self.ended or now(),
+                "SecondaryStatusTransitions": [dict(t) for t in self.transitions],
+                "FinalMetricDataList": [
+                    {"MetricName": k, "Value": v, "Timestamp": self.metric_times[k]}
+                    for k, v in self.metrics.items()
+                ],
+                "EnableNetworkIsolation": r.get("EnableNetworkIsolation", False),
+                "EnableInterContainerTrafficEncryption": r.get(
+                    "EnableInterContainerTrafficEncryption", False
+                ),
+                "EnableManagedSpotTraining": r.get("EnableManagedSpotTraining", False),
+            }
+            if self.started:
+                end = self.ended or now()
+                seconds = max(1, int((end - self.started).total_seconds()))
+                response["TrainingTimeInSeconds"] = seconds
+                response["BillableTimeInSeconds"] = seconds
+            return response
+
+    def summary(self) -> dict:
+        with self.lock:
+            return {
+                "TrainingJobName": self.name,
+                "TrainingJobArn": self.arn,
+                "CreationTime": self.created,
+                "TrainingEndTime": self.ended,
+                "LastModifiedTime": self.ended or now(),
+                "TrainingJobStatus": self.status,
+                "SecondaryStatus": self.secondary_status,
+            }
+
+
+@dataclass(kw_only=True)
+class TuningJob(Job):
+    KIND = "hyper-parameter-tuning-job"
+    tuned: frozenset[str]  # the names of the hyperparameters searched over
+    objective_type: str  # Minimize or Maximize
+    objective_metric: str
+    max_jobs: int
+    max_parallel: int
+    trials: list[TrainingJob] = field(default_factory=list)
+
+    def objective_of(self, job: TrainingJob) -> float | None:
+        if job.status != "Completed":
+            return None
+        value = job.metrics.get(self.objective_metric)
+        return value if value is not None and math.isfinite(value) else None
+
+    def objective_status(self, job: TrainingJob) -> str:
+        if self.objective_of(job) is not None:
+            return "Succeeded"
+        return "Pending" if job.status in ("InProgress", "Stopping") else "Failed"
+
+    def best(self) -> TrainingJob | None:
+        scored = [(self.objective_of(job), job) for job in self.trials]
+        scored = [(value, job) for value, job in scored if value is not None]
+        if not scored:
+            return None
+        pick = min if self.objective_type == "Minimize" else max
+        return pick(scored, key=lambda pair: pair[0])[1]
+
+    def add_trial(self, job: TrainingJob) -> None:
+        with self.lock:
+            self.trials.append(job)
+
+    def request_stop(self) -> list[TrainingJob]:
+        """Stop the search (no trial starts after this); returns the trials to stop."""
+        with self.lock:
+            self.status = "Stopping"
+            self.stop_requested.set()
+            return list(self.trials)
+
+    def mark_launch_failed(self, reason: str) -> None:
+        with self.lock:
+            self.failure_reason = reason[:1024]
+
+    def finish(self) -> None:
+        """The search is over: Stopped, Failed (no trial scored, or a launch failed) or
+        Completed."""
+        with self.lock:
+            if self.stop_requested.is_set():
+                self.status = "Stopped"
+            elif self.failure_reason is None and self.best() is None:
+                self.status = "Failed"
+                self.failure_reason = (
+                    f"All training jobs failed or reported no {self.objective_metric!r} metric. "
+                    "See the training jobs' FailureReason and logs."
+                )
+            else:
+                self.status = "Failed" if self.failure_reason else "Completed"
+            self.ended = now()
+
+    def trial_summary(self, job: TrainingJob) -> dict:
+        hps = job.request.get("HyperParameters", {})
+        summary = {
+            "TrainingJobName": job.name,
+            "TrainingJobArn": job.arn,
+            "TuningJobName": self.name,
+            "CreationTime": job.created,
+            "TrainingStartTime": job.started,
+            "TrainingEndTime": job.ended,
+            "TrainingJobStatus": job.status,
+            "TunedHyperParameters": {k: v for k, v in hps.items() if k in self.tuned},
+            "FailureReason": job.failure_reason,
+        }
+        objective = self.objective_of(job)
+        if objective is not None:
+            summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+                "Type": self.objective_type,
+                "MetricName": self.objective_metric,
+                "Value": objective,
+            }
+        summary["ObjectiveStatus"] = self.objective_status(job)
+        return summary
+
+    def describe(self) -> dict:
+        with self.lock:
+            trials = list(self.trials)
+            status = self.status
+            ended = self.ended
+        counts = {
+            "Completed": 0,
+            "InProgress": 0,
+            "RetryableError": 0,
+            "NonRetryableError": 0,
+            "Stopped": 0,
+        }
+        objectives = {"Succeeded": 0, "Pending": 0, "Failed": 0}
+        for job in trials:
+            key = {"Failed": "NonRetryableError", "Stopping": "InProgress"}.get(
+                job.status, job.status
+            )
+            counts[key] += 1
+            objectives[self.objective_status(job)] += 1
+        response = {
+            "HyperParameterTuningJobName": self.name,
+            "HyperParameterTuningJobArn": self.arn,
+            "HyperParameterTuningJobConfig": self.request["HyperParameterTuningJobConfig"],
+            "TrainingJobDefinition": self.request["TrainingJobDefinition"],
+            "HyperParameterTuningJobStatus": status,
+            "CreationTime": self.created,
+            "HyperParameterTuningEndTime": ended,
+            "LastModifiedTime": ended or now(),
+            "TrainingJobStatusCounters": counts,
+            "ObjectiveStatusCounters": objectives,
+            "FailureReason": self.failure_reason,
+        }
+        best = self.best()
+        if best is not None:
+            response["BestTrainingJob"] = self.trial_summary(best)
+        return response
+
+    def summary(self) -> dict:
+        described = self.describe()
+        keys = (
+            "HyperParameterTuningJobName",
+            "HyperParameterTuningJobArn",
+            "HyperParameterTuningJobStatus",
+            "CreationTime",
+            "HyperParameterTuningEndTime",
+            "LastModifiedTime",
+            "TrainingJobStatusCounters",
+            "ObjectiveStatusCounters",
+        )
+        summary = {key: described[key] for key in keys if described.get(key) is not None}
+        config = self.request["HyperParameterTuningJobConfig"]
+        summary["Strategy"] = config["Strategy"]
+        summary["ResourceLimits"] = config["ResourceLimits"]
+        return summary
+
+
+class SageMakerBackend:
+    """Training and tuning jobs, keyed by (region, name); the one lock guards them all."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.training: dict[tuple[str, str], TrainingJob] = {}
+        self.tuning: dict[tuple[str, str], TuningJob] = {}
+
+    def add_training_job(
+        self, region: str, request: dict, tuning: TuningJob | None = None
+    ) -> TrainingJob:
+        name = request["TrainingJobName"]
+        with self.lock:
+            if (region, name) in self.training:
+                raise NameInUse(
+                    "Training job names must be unique within an AWS account and region, and a "
+                    f"training job with this name already exists ({name})"
+                )
+            job = TrainingJob(name=name, region=region, request=request, lock=self.lock)
+            if tuning is not None:
+                job.tuning_job_arn = tuning.arn
+                job.cpu_share = tuning.max_parallel
+            self.training[(region, name)] = job
+        return job
+
+    def add_tuning_job(self, job: TuningJob) -> TuningJob:
+        with self.lock:
+            if (job.region, job.name) in self.tuning:
+                raise NameInUse(f"Hyperparameter tuning job {job.name} already exists")
+            job.lock = self.lock
+            self.tuning[(job.region, job.name)] = job
+        return job
+
+    def training_job(self, region: str, name: str) -> TrainingJob:
+        with self.lock:
+            if (region, name) not in self.training:
+                raise NotFound(TrainingJob.KIND, name)
+            return self.training[(region, name)]
+
+    def tuning_job(self, region: str, name: str) -> TuningJob:
+        with self.lock:
+            if (region, name) not in self.tuning:
+                raise NotFound(TuningJob.KIND, name)
+            return self.tuning[(region, name)]
+
+    def training_jobs(self, region: str | None = None) -> list[TrainingJob]:
+        with self.lock:
+            return [job for (r, _), job in self.training.items() if region in (None, r)]
+
+    def tuning_jobs(self, region: str | None = None) -> list[TuningJob]:
+        with self.lock:
+            return [job for (r, _), job in self.tuning.items() if region in (None, r)]

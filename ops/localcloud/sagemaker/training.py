@@ -1,0 +1,223 @@
+"""SageMaker training jobs, run for real on this machine.
+
+A job gets a work folder laid out like ``/opt/ml`` for each instance (``algo-1``, ``algo-2``,
+...): data channels and the source code are fetched from (local) S3, the entry script runs as a
+supervised child with the SageMaker training environment (see `launch`), and each instance's
+output goes to CloudWatch Logs as ``<job>/algo-N-<epoch>`` in ``/aws/sagemaker/TrainingJobs``,
+which is where the SageMaker SDKs stream logs from. Metric definitions are applied to algo-1's
+output. On success ``model/`` is packed to ``<S3OutputPath>/<job>/output/model.tar.gz``;
+checkpoints are synced to ``CheckpointConfig.S3Uri`` while the job runs and restored from there
+when it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from ops.errors import OpsError
+from ops.localcloud import cwlogs, loopback, s3files
+from ops.localcloud.sagemaker.launch import Instance, environment, instance_command, launch_spec
+from ops.localcloud.sagemaker.records import TrainingJob
+from ops.localcloud.service import Context
+
+log = logging.getLogger("dogops.localcloud")
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+FAILURE_TAIL_LINES = 12
+STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL: time for the script to write a checkpoint
+CHECKPOINT_SYNC_S = 2.0
+
+
+class InstanceOutput:
+    """The sink of one instance's output lines: CloudWatch Logs, a tail for the failure
+    reason, and (on algo-1) the metric definitions."""
+
+    def __init__(self, logs, job: TrainingJob, host: str, parse: bool):
+        self.job = job
+        self.tail: deque[str] = deque(maxlen=FAILURE_TAIL_LINES)
+        self.definitions = (
+            [
+                (d["Name"], re.compile(d["Regex"]))
+                for d in job.request["AlgorithmSpecification"].get("MetricDefinitions", [])
+            ]
+            if parse
+            else []
+        )
+        stream = f"{job.name}/{host}-{int(time.time())}"
+        self.writer = cwlogs.LogStreamWriter(logs, LOG_GROUP, stream)
+
+    def __call__(self, line: str) -> None:
+        self.tail.append(line)
+        self.writer.write(line)
+        for name, regex in self.definitions:
+            match = regex.search(line)
+            if match:
+                try:
+                    self.job.record_metric(name, float(match.group(1)))
+                except (IndexError, ValueError):
+                    continue
+
+
+class TrainingRunner:
+    """Runs each training job on a thread of its own; the job's record says how it goes."""
+
+    def __init__(self, context: Context, cpus: int | None = None):
+        self.moto = context.moto
+        self.supervisor = context.supervisor
+        self.work_root = context.home / "jobs"
+        self.cpus = cpus or os.cpu_count() or 1
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def start(self, job: TrainingJob, on_done=None) -> None:
+        thread = threading.Thread(
+            target=self._run, args=(job, on_done), daemon=True, name=f"job-{job.name}"
+        )
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def stop(self, job: TrainingJob) -> None:
+        """SIGTERM every instance (the wait loop sends SIGKILL after the grace period)."""
+        for child in job.request_stop():
+            child.signal(signal.SIGTERM)
+
+    def join(self, timeout: float) -> None:
+        """Wait for the job threads to finish their bookkeeping (final uploads, statuses)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- the job's life ---------------------------------------------------------------
+
+    def _run(self, job: TrainingJob, on_done) -> None:
+        try:
+            self._execute(job)
+        except OpsError as exc:
+            job.mark_failed(f"ClientError: {exc}")
+        except Exception as exc:  # a bug or an environment problem: report it on the job
+            log.exception("training job %s", job.name)
+            job.mark_failed(f"InternalServerError: {type(exc).__name__}: {exc}")
+        finally:
+            if on_done:
+                on_done(job)
+
+    def _execute(self, job: TrainingJob) -> None:
+        request, region = job.request, job.region
+        s3 = self.moto.client("s3", region)
+        root = self.work_root / job.name
+        count = int(request["ResourceConfig"]["InstanceCount"])
+        hosts = [f"algo-{i + 1}" for i in range(count)]
+        job.advance("Starting", "Preparing the instances for training")
+        logs = self.moto.client("logs", region)
+        cwlogs.ensure_group(logs, LOG_GROUP)
+        job.advance("Downloading", "Downloading input data")
+        channels = self._download_channels(s3, job, root / "input" / "data")
+        spec = launch_spec(request, channels)
+        code_dir = root / "code"
+        if spec.source_tarball:
+            s3files.fetch_tarball(s3, spec.source_tarball, code_dir)
+        elif spec.code_channel:
+            code_dir = channels[spec.code_channel]
+        checkpoint_uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
+        if job.stop_requested.is_set():
+            job.mark_stopped("Training job stopped before it started")
+            return
+
+        job.mark_training()
+        outputs: list[InstanceOutput] = []
+        master_port = loopback.free_port()
+        threads = max(1, self.cpus // (len(hosts) * job.cpu_share))
+        for index, host in enumerate(hosts):
+            instance = Instance(host, root, hosts)
+            if checkpoint_uri:
+                s3files.download_prefix(s3, checkpoint_uri, instance.dir / "checkpoints")
+            env = environment(job, spec, instance, channels, code_dir, threads)
+            output = InstanceOutput(logs, job, host, parse=index == 0)
+            outputs.append(output)
+            command = instance_command(spec, hosts, index, master_port)
+
+            child = self.supervisor.spawn(
+                f"{job.name}/{host}", command, cwd=code_dir, env=env, sink=output
+            )
+            with job.lock:
+                job.children.append(child)
+
+        codes = self._wait(job, s3, checkpoint_uri, root / "algo-1" / "checkpoints")
+        for output in outputs:
+            output.writer.close()
+        if checkpoint_uri:
+            s3files.upload_folder(s3, root / "algo-1" / "checkpoints", checkpoint_uri)
+        if job.stop_requested.is_set():
+            job.mark_stopped()
+            return
+        failed = [(host, code) for host, code in zip(hosts, codes, strict=True) if code != 0]
+        if failed:
+            host, code = failed[0]
+            tail = "\n".join(outputs[hosts.index(host)].tail)
+            reason = f"AlgorithmError: ExecuteUserScriptError: ExitCode {code} on {host}\n{tail}"
+            job.mark_failed(reason[-1024:])
+            return
+        job.advance("Uploading", "Uploading generated training model")
+        output_path = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        artifact = f"{output_path}/{job.name}/output/model.tar.gz"
+        s3files.put_tarball(s3, root / "algo-1" / "model", artifact)
+        s3files.put_tarball(
+            s3,
+            root / "algo-1" / "output" / "data",
+            f"{output_path}/{job.name}/output/output.tar.gz",
+        )
+        job.mark_completed(artifact)
+
+    def _wait(self, job: TrainingJob, s3, checkpoint_uri: str | None, checkpoints: Path):
+        """Wait for every instance; sync checkpoints meanwhile; enforce stop and max runtime.
+        Returns the exit codes (all reaped, all output read)."""
+        max_runtime = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        deadline = time.monotonic() + max_runtime if max_runtime else None
+        synced_at = 0.0
+        uploaded: dict[Path, float] = {}
+        stop_sent: float | None = None
+        while True:
+            with job.lock:
+                children = list(job.children)
+            running = [child for child in children if child.running()]
+            if not running:
+                for child in children:
+                    child.wait()
+                return [child.returncode for child in children]
+            if deadline and time.monotonic() > deadline and not job.stop_requested.is_set():
+                self.stop(job)
+            if job.stop_requested.is_set():
+                stop_sent = stop_sent or time.monotonic()
+                if time.monotonic() - stop_sent > STOP_GRACE_S:
+                    for child in running:
+                        child.kill()
+            elif any(child.returncode not in (None, 0) for child in children):
+                # One instance failed: the others would wait on it forever (rendezvous).
+                for child in running:
+                    child.signal(signal.SIGTERM)
+            if checkpoint_uri and time.monotonic() - synced_at > CHECKPOINT_SYNC_S:
+                s3files.upload_folder(s3, checkpoints, checkpoint_uri, uploaded)
+                synced_at = time.monotonic()
+            running[0].wait(0.2)
+
+    def _download_channels(self, s3, job: TrainingJob, data_root: Path) -> dict[str, Path]:
+        channels: dict[str, Path] = {}
+        for channel in job.request.get("InputDataConfig", []):
+            name = channel["ChannelName"]
+            source = channel.get("DataSource", {}).get("S3DataSource")
+            if not source:
+                raise OpsError(f"channel {name}: only S3DataSource is supported locally")
+            target = data_root / name
+            if s3files.download_prefix(s3, source["S3Uri"], target) == 0:
+                raise OpsError(f"channel {name}: no objects under {source['S3Uri']}")
+            channels[name] = target
+        return channels

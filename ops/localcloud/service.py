@@ -1,0 +1,33 @@
+"""What a service of the local cloud gets (`Context`) and offers (`Service`).
+
+Adding a service is one package with a `Service` subclass, plus its name in
+``app.SERVICES``: its routes join the route table, and the local cloud stops it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.localcloud.moto import Moto
+from ops.localcloud.routes import Route
+from ops.localcloud.supervisor import Supervisor
+
+
+@dataclass
+class Context:
+    home: Path  # $DOGOPS_HOME: work folders live under it
+    moto: Moto  # records kept in moto (S3, logs, IAM) and clients for them
+    supervisor: Supervisor  # the only way to start a child process
+
+
+class Service:
+    def __init__(self, context: Context):
+        self.context = context
+
+    def routes(self) -> list[Route]:
+        """The operations this service answers (everything else of its API is moto's)."""
+        raise NotImplementedError
+
+    def quiesce(self) -> None:
+        """The local cloud is stopping: stop the work under way."""

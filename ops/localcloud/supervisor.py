@@ -1,0 +1,180 @@
+"""Every child process of the local cloud, started, watched and stopped in one place.
+
+A child runs in its own session, so its process group holds it and everything it starts
+(torchrun workers, DataLoader workers): signals go to the whole group. Its output (stdout and
+stderr together) is pumped line by line to a sink. When the leader exits, whatever is left of
+its group is killed, as a container's processes end with its entry point. Stopping is SIGTERM,
+then SIGKILL once the grace period has passed; every child gets its own grace, counted from
+its own SIGTERM, so a child started late is not killed early.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+Sink = Callable[[str], None]
+
+
+class SupervisorClosed(RuntimeError):
+    """The supervisor is stopping everything; no child may start now."""
+
+
+class Child:
+    """One supervised process (the leader of its own process group)."""
+
+    def __init__(
+        self,
+        name: str,
+        process: subprocess.Popen,
+        sink: Sink | None,
+        on_exit: Callable[[Child], None] | None = None,
+    ):
+        self.name = name
+        self.process = process
+        self.pid = process.pid
+        self._sink = sink
+        self._on_exit = on_exit
+        self._exited = threading.Event()  # the leader is reaped and its group is gone
+        self._drained = threading.Event()  # all output has reached the sink
+        self._lock = threading.Lock()
+        self._terminated = False
+        threading.Thread(target=self._pump, daemon=True, name=f"pump-{name}").start()
+        threading.Thread(target=self._reap, daemon=True, name=f"reap-{name}").start()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode if self._exited.is_set() else None
+
+    def running(self) -> bool:
+        return not self._exited.is_set()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code once the child has exited and its output is drained (None on timeout)."""
+        if self._exited.wait(timeout) and self._drained.wait(timeout):
+            return self.process.returncode
+        return None
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the child's whole process group (no-op once it is gone)."""
+        if self._exited.is_set():
+            return
+        # The group id is the leader's pid. Linux does not hand out a pid that is still some
+        # group's id, so this reaches our group or nothing.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def terminate(self, grace: float) -> None:
+        """SIGTERM now, SIGKILL after ``grace`` seconds if still running. Idempotent: the first
+        call starts the grace period."""
+        with self._lock:
+            if self._terminated:
+                return
+            self._terminated = True
+        self.signal(signal.SIGTERM)
+        killer = threading.Timer(grace, self._kill_unless_exited)
+        killer.daemon = True
+        killer.start()
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def wait_ready(self, probe: Callable[[], bool], timeout: float, every: float = 0.1) -> bool:
+        """Poll ``probe`` until it answers True (ready), the child exits or ``timeout`` passes."""
+        deadline = threading.Event()
+        timer = threading.Timer(timeout, deadline.set)
+        timer.daemon = True
+        timer.start()
+        try:
+            while not deadline.is_set():
+                if probe():
+                    return True
+                if self._exited.wait(every):
+                    return False
+            return False
+        finally:
+            timer.cancel()
+
+    def _kill_unless_exited(self) -> None:
+        if not self._exited.is_set():
+            self.kill()
+
+    def _pump(self) -> None:
+        try:
+            for line in iter(self.process.stdout.readline, ""):
+                if self._sink is not None:
+                    self._sink(line.rstrip("\n"))
+        finally:
+            self.process.stdout.close()
+            self._drained.set()
+
+    def _reap(self) -> None:
+        self.process.wait()
+        # What the leader left behind would hold the output pipe open and outlive the job.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self._exited.set()
+        if self._on_exit is not None:
+            self._on_exit(self)
+
+
+class Supervisor:
+    """The registry of running children; `stop_all` ends every one of them."""
+
+    def __init__(self) -> None:
+        self._children: dict[int, Child] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def spawn(
+        self,
+        name: str,
+        command: list[str],
+        *,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        sink: Sink | None = None,
+    ) -> Child:
+        """Start ``command`` in its own process group; its output lines go to ``sink``."""
+        with self._lock:
+            if self._closed:
+                raise SupervisorClosed(f"not starting {name}: the local cloud is stopping")
+            process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                start_new_session=True,
+            )
+            child = Child(name, process, sink, on_exit=self._forget)
+            self._children[child.pid] = child
+        return child
+
+    def children(self) -> list[Child]:
+        with self._lock:
+            return list(self._children.values())
+
+    def stop_all(self, grace: float) -> None:
+        """Refuse new children, SIGTERM every one, SIGKILL those alive after ``grace``, and
+        return once all are reaped."""
+        with self._lock:
+            self._closed = True
+            children = list(self._children.values())
+        for child in children:
+            child.terminate(grace)
+        for child in children:
+            child.wait()
+
+    def _forget(self, child: Child) -> None:
+        with self._lock:
+            self._children.pop(child.pid, None)

@@ -1,0 +1,165 @@
+"""The AWS wire as the local cloud speaks it: errors, the protocols' codecs, ARNs and pages.
+
+A codec turns a request body into parameters for a handler and the handler's result (or an
+`AwsError`) into the response a botocore client parses. Handlers never see HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from starlette.responses import Response
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+DEFAULT_REGION = "us-east-1"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+
+
+class AwsError(Exception):
+    """An error answered the way AWS answers it: HTTP status, error code, message."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def validation_error(message: str) -> AwsError:
+    return AwsError("ValidationException", message)
+
+
+def signing_scope(authorization: str | None) -> tuple[str, str | None]:
+    """(region, service) from a SigV4 Authorization header's credential scope."""
+    match = _CREDENTIAL_SCOPE.search(authorization or "")
+    return (match.group(1), match.group(2)) if match else (DEFAULT_REGION, None)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def arn(service: str, region: str, resource: str) -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
+
+
+def form_of(body: bytes, query_string: bytes = b"") -> dict[str, str]:
+    """A query-protocol request's parameters (form body or query string), first values."""
+    text = (query_string + b"&" + body).decode("utf-8", errors="replace")
+    return {key: values[0] for key, values in parse_qs(text).items()}
+
+
+def members(form: dict[str, str], name: str) -> list[str]:
+    """The query protocol's list ``Name.member.1``, ``Name.member.2``, ... in order."""
+    prefix = f"{name}.member."
+    indexed = [
+        (int(key[len(prefix) :]), value)
+        for key, value in form.items()
+        if key.startswith(prefix) and key[len(prefix) :].isdigit()
+    ]
+    return [value for _, value in sorted(indexed)]
+
+
+def page(items: list, request: dict) -> tuple[list, dict]:
+    """One page of ``items`` per ``MaxResults``/``NextToken``, and the next token if any."""
+    size = int(request.get("MaxResults") or 100)
+    start = int(request.get("NextToken") or 0)
+    token = {"NextToken": str(start + size)} if start + size < len(items) else {}
+    return items[start : start + size], token
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the region the client signed for and the decoded parameters."""
+
+    region: str
+    params: dict
+
+
+def _to_json(value: object) -> object:
+    """datetimes become epoch seconds (the JSON protocol's timestamp form); Nones are left
+    out, recursively."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    return value
+
+
+class Json11:
+    """The AWS JSON 1.1 protocol (``X-Amz-Target``): a JSON object in, a JSON object out."""
+
+    media_type = "application/x-amz-json-1.1"
+
+    def decode(self, body: bytes, query_string: bytes) -> dict:
+        try:
+            document = json.loads(body or b"{}")
+        except json.JSONDecodeError as exc:
+            raise AwsError("SerializationException", f"request body is not JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise AwsError("SerializationException", "request body must be a JSON object")
+        return document
+
+    def encode(self, operation: str, result: object, request_id: str) -> Response:
+        return Response(
+            json.dumps(_to_json(result)),
+            media_type=self.media_type,
+            headers={"x-amzn-RequestId": request_id},
+        )
+
+    def error(self, error: AwsError, request_id: str) -> Response:
+        return Response(
+            json.dumps({"__type": error.code, "message": error.message}),
+            status_code=error.status,
+            media_type=self.media_type,
+            headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": error.code},
+        )
+
+
+class Query:
+    """The AWS query protocol (IAM, STS): form parameters with ``Action`` in, XML out. A
+    handler returns the inner XML of ``<ActionResult>``."""
+
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+
+    def decode(self, body: bytes, query_string: bytes) -> dict:
+        return form_of(body, query_string)
+
+    def encode(self, operation: str, result: object, request_id: str) -> Response:
+        xml = (
+            f'<{operation}Response xmlns="{self.namespace}"><{operation}Result>{result}'
+            f"</{operation}Result><ResponseMetadata><RequestId>{request_id}</RequestId>"
+            f"</ResponseMetadata></{operation}Response>"
+        )
+        return Response(xml, media_type="text/xml")
+
+    def error(self, error: AwsError, request_id: str) -> Response:
+        xml = (
+            f'<ErrorResponse xmlns="{self.namespace}"><Error><Type>Sender</Type>'
+            f"<Code>{error.code}</Code><Message>{escape(error.message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return Response(xml, status_code=error.status, media_type="text/xml")
+
+
+class RestJson(Json11):
+    """REST-JSON (Lambda, ...): members in the path, the query string and a JSON body; the
+    route's path parameters join them (see `routes.RouteTable.find`)."""
+
+    media_type = "application/json"
+
+    def decode(self, body: bytes, query_string: bytes) -> dict:
+        return {**form_of(b"", query_string), **super().decode(body, b"")}
+
+
+def request_id() -> str:
+    return str(uuid.uuid4())
