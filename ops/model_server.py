@@ -10,9 +10,11 @@ the import path) and calls its ``model_fn`` once at start-up; then
 - ``POST /invocations`` runs ``input_fn`` -> ``predict_fn`` -> ``output_fn`` with the request's
   ``Content-Type`` and ``Accept``.
 
-Errors the handler marks with a 4xx ``status_code`` become that status with ``{"error": ...}``;
-anything else is a 500 with the same shape, and the server keeps serving. Bodies over the
-handler's limit are refused with 413 before they are read in full.
+Errors the handler marks with a 4xx ``status_code`` become that status with ``{"error": ...}``.
+Anything else, anywhere, is a 500 ``{"error": "internal error", "request_id": ...}``: the
+exception is logged with that request id and its text never reaches the caller. Unknown paths
+and methods get JSON 404/405. Bodies over the handler's limit are refused with 413 before they
+are read in full. The server keeps serving after any of these.
 
 Built on Starlette and uvicorn (the well-kept ASGI stack under FastAPI): handler calls are
 blocking, so they run in Starlette's thread pool and never stall the event loop.
@@ -29,6 +31,7 @@ import socket
 import sys
 import tarfile
 import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -36,9 +39,12 @@ from types import ModuleType
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from ml.url_fetch import declared_length
 
 log = logging.getLogger("ops.model_server")
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -88,10 +94,32 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _internal_error(request: Request, exc: BaseException) -> JSONResponse:
+    request_id = uuid.uuid4().hex
+    log.error(
+        "request %s %s %s failed",
+        request_id,
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return JSONResponse(
+        {"error": "internal error", "request_id": request_id},
+        status_code=500,
+        headers={"X-Request-Id": request_id},
+    )
+
+
+async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    messages = {404: "no such path", 405: "method not allowed"}
+    message = messages.get(exc.status_code, str(exc.detail))
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+
 async def _read_body(request: Request, limit: int) -> bytes | None:
     """The body, or None when it is (or declares to be) larger than ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = declared_length(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
         return None
     chunks, total = [], 0
     async for chunk in request.stream():
@@ -121,7 +149,10 @@ def create_app(model_dir: Path) -> Starlette:
         return JSONResponse({"status": "healthy"})
 
     async def invocations(request: Request) -> Response:
-        body = await _read_body(request, limit)
+        try:
+            body = await _read_body(request, limit)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening for the answer
         if body is None:
             return _error(413, f"the body exceeds the limit of {limit} bytes")
         content_type = request.headers.get("content-type", "")
@@ -134,16 +165,18 @@ def create_app(model_dir: Path) -> Starlette:
             status = getattr(exc, "status_code", None)
             if isinstance(status, int) and 400 <= status < 500:
                 return _error(status, str(exc))
-            log.exception("invocation failed")
-            return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+            return _internal_error(request, exc)
         return Response(payload, media_type="application/json")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/ping", ping, methods=["GET"]),
             Route("/invocations", invocations, methods=["POST"]),
-        ]
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
+    app.router.redirect_slashes = False  # the container answers exactly two paths; no 307s
+    return app
 
 
 def resolve_model_dir(model: Path, workdir: Path | None = None) -> Path:

@@ -165,7 +165,8 @@ BAD_REQUESTS = {
     "missing url": (b'{"link": "http://x"}', "application/json", 400, "unknown fields"),
     "url wrong type": (b'{"url": 42}', "application/json", 400, '"url"'),
     "top_k wrong type": (b'{"url": "http://x", "top_k": "3"}', "application/json", 400, "top_k"),
-    "non-image bytes": (b"GIF89a? no, plain text", "image/jpeg", 400, "not a JPEG or PNG"),
+    "non-image bytes": (b"plain text, not a picture", "image/jpeg", 400, "not a JPEG or PNG"),
+    "another image format": (b"GIF89a\x01\x00\x01\x00", "image/jpeg", 415, "GIF"),
     "empty body": (b"", "image/png", 400, "empty"),
     "unsupported content type": (b"hello", "text/plain", 415, "unsupported content type"),
     "metadata address": (
