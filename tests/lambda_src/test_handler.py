@@ -230,6 +230,7 @@ def test_handler_uses_only_what_the_lambda_runtime_provides():
         "binascii",
         "json",
         "os",
+        "re",
         "time",
         "dataclasses",
         "typing",
@@ -237,3 +238,129 @@ def test_handler_uses_only_what_the_lambda_runtime_provides():
         "boto3",
         "botocore",
     }, imported
+
+
+def _lambda_timeout_s() -> int:
+    """The function timeout Terraform sets: the dev tfvars' value, else the module default."""
+    import hcl2
+    from hcl2 import SerializationOptions
+
+    # python-hcl2 8.x quotes strings and marks blocks by default; this is the classic shape.
+    options = SerializationOptions(
+        strip_string_quotes=True, explicit_blocks=False, with_comments=False
+    )
+    root = Path(__file__).resolve().parents[2] / "terraform"
+    tfvars = hcl2.loads(
+        (root / "envs" / "dev" / "terraform.tfvars").read_text(), serialization_options=options
+    )
+    if "lambda_timeout" in tfvars:
+        return int(tfvars["lambda_timeout"])
+    variables = hcl2.loads(
+        (root / "modules" / "lambda_function" / "variables.tf").read_text(),
+        serialization_options=options,
+    )
+    timeout = next(v["timeout"] for v in variables["variable"] if "timeout" in v)
+    return int(timeout["default"])
+
+
+def test_the_endpoint_call_gives_up_before_lambda_kills_the_function(monkeypatch):
+    for name in ("ENDPOINT_CONNECT_TIMEOUT_S", "ENDPOINT_READ_TIMEOUT_S", "ENDPOINT_MAX_ATTEMPTS"):
+        monkeypatch.delenv(name, raising=False)
+    budget = fn.endpoint_time_budget_s(*fn.endpoint_timings())
+    # Margin for the handler's own work and the response: 5 s.
+    assert budget + 5 <= _lambda_timeout_s(), (budget, _lambda_timeout_s())
+
+
+def test_a_slow_endpoint_gives_the_documented_504_within_the_budget(monkeypatch):
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+    attempts = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):
+            attempts.append(self.path)
+            release.wait(30)  # longer than the read timeout: the client gives up first
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{server.server_port}"
+    )
+    monkeypatch.setenv("ENDPOINT_READ_TIMEOUT_S", "1")
+    monkeypatch.setenv("ENDPOINT_MAX_ATTEMPTS", "2")
+    started = time.monotonic()
+    try:
+        result = fn.handler(event("direct_url.json"), context())
+    finally:
+        release.set()
+        server.shutdown()
+    elapsed = time.monotonic() - started
+    assert result["statusCode"] == 504
+    assert json.loads(result["body"]) == {
+        "error": "the model endpoint did not answer in time",
+        "request_id": "req-1234",
+    }
+    assert len(attempts) == 2
+    assert elapsed <= fn.endpoint_time_budget_s(*fn.endpoint_timings()) + 1
+
+
+def test_aws_error_texts_reach_the_log_but_not_the_caller(stub, capsys):
+    arn = "arn:aws:sts::123456789012:assumed-role/dogops-lambda/fn"
+    stub.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ValidationError",
+        service_message=f"User: {arn} is not authorized to perform: sagemaker:InvokeEndpoint",
+        http_status_code=400,
+    )
+    result = fn.handler(event("direct_url.json"), context())
+    assert result["statusCode"] == 502
+    assert "123456789012" not in result["body"] and "arn:" not in result["body"]
+    logged = json.loads(capsys.readouterr().out)
+    assert arn in logged["aws_message"]
+
+
+def test_model_errors_lose_url_secrets_in_answer_and_log(stub, capsys):
+    leaked = "fetching 'https://bob:pw@images.example.com/dog.jpg?X-Amz-Signature=abc' failed"
+    stub.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        service_message="Received client error (400)",
+        http_status_code=424,
+        modeled_fields={
+            "OriginalStatusCode": 400,
+            "OriginalMessage": json.dumps({"error": leaked}),
+        },
+    )
+    result = fn.handler(event("direct_url.json"), context())
+    assert result["statusCode"] == 400
+    shown = json.loads(result["body"])["error"]
+    assert shown == "fetching 'https://images.example.com/dog.jpg' failed"
+    assert "X-Amz-Signature" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://[evil.com]/", "http://host:99999/", "http://h/\ud800"]
+)
+def test_malformed_urls_are_a_400_not_a_crash(url):
+    result = fn.handler({"url": url}, context())
+    assert result["statusCode"] == 400
+    assert "url" in json.loads(result["body"])["error"]
+
+
+def test_an_unexpected_failure_is_a_500_without_its_text(monkeypatch, capsys):
+    def broken(*_args):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(fn, "parse_event", broken)
+    result = fn.handler(event("direct_url.json"), context())
+    assert result["statusCode"] == 500
+    assert json.loads(result["body"])["error"] == "internal error"
+    assert "secret internals" not in result["body"]
+    assert json.loads(capsys.readouterr().out)["exception"] == "RuntimeError"
