@@ -1,13 +1,18 @@
-"""Lines of a process's output -> one CloudWatch Logs stream.
+"""Lines of a process's output -> one CloudWatch Logs stream, in near real time.
 
-Lines are batched (one PutLogEvents per batch): a batch goes out when it is full or when a line
-arrives more than `FLUSH_S` after the last batch went out, and at `close`.
+Lines are batched (one PutLogEvents per batch) and a batch goes out at the latest `FLUSH_S`
+after its first line arrived, whether or not more lines follow: a job that prints one line and
+then goes quiet is still seen at once by a client polling GetLogEvents.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import time
+
+log = logging.getLogger("dogops.localcloud")
 
 FLUSH_S = 0.5
 MAX_BATCH = 200
@@ -21,25 +26,52 @@ def ensure_group(logs, group: str) -> None:
 class LogStreamWriter:
     """Creates the stream, then `write` lines; `close` sends what is left."""
 
-    def __init__(self, logs, group: str, stream: str):
+    def __init__(self, logs, group: str, stream: str, flush_s: float = FLUSH_S):
         self.logs = logs
         self.group = group
         self.stream = stream
+        self.flush_s = flush_s
         self._pending: list[dict] = []
-        self._flushed_at = time.monotonic()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()  # a batch has started (or is full)
+        self._closing = threading.Event()
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        self._flusher = threading.Thread(target=self._run, daemon=True, name=f"logs-{stream}")
+        self._flusher.start()
 
     def write(self, line: str) -> None:
-        self._pending.append({"timestamp": int(time.time() * 1000), "message": line or " "})
-        if len(self._pending) >= MAX_BATCH or time.monotonic() - self._flushed_at > FLUSH_S:
-            self._flush()
+        event = {"timestamp": int(time.time() * 1000), "message": line or " "}
+        with self._lock:
+            self._pending.append(event)
+            if len(self._pending) == 1 or len(self._pending) >= MAX_BATCH:
+                self._wake.set()
 
     def close(self) -> None:
-        self._flush()
+        self._closing.set()
+        self._wake.set()
+        self._flusher.join()
 
-    def _flush(self) -> None:
-        if self._pending:
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                full = len(self._pending) >= MAX_BATCH
+            if not full:
+                # The lines that follow the first one within the interval join its batch.
+                self._closing.wait(self.flush_s)
+            with self._lock:
+                batch, self._pending = self._pending, []
+                self._wake.clear()
+            closing = self._closing.is_set()  # read after the clear, or a close could be missed
+            for start in range(0, len(batch), MAX_BATCH):
+                self._put(batch[start : start + MAX_BATCH])
+            if closing:
+                return
+
+    def _put(self, events: list[dict]) -> None:
+        try:
             self.logs.put_log_events(
-                logGroupName=self.group, logStreamName=self.stream, logEvents=self._pending
+                logGroupName=self.group, logStreamName=self.stream, logEvents=events
             )
-        self._pending, self._flushed_at = [], time.monotonic()
+        except Exception:  # lost lines must not stop the job; say so in our own log
+            log.exception("could not write %d lines to %s", len(events), self.stream)
