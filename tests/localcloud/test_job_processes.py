@@ -1,9 +1,11 @@
-"""Training jobs' processes as a user of the SageMaker API sees them: logs in near real time."""
+"""Training jobs' processes as a user of the SageMaker API sees them: logs in near real time,
+and an instance that will not stop is killed rather than waited for."""
 
 from __future__ import annotations
 
 import time
 
+from ops.localcloud.sagemaker import training
 from tests.localcloud.conftest import script_job, wait_for, wait_training
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -38,3 +40,25 @@ def test_a_line_reaches_get_log_events_while_the_job_says_nothing_more(staged):
     finally:
         sm.stop_training_job(TrainingJobName="quiet-1")
     assert wait_training(sm, "quiet-1", timeout=60)["TrainingJobStatus"] == "Stopped"
+
+
+def test_a_failed_instance_ends_a_sibling_that_ignores_sigterm(staged, monkeypatch):
+    monkeypatch.setattr(training, "STOP_GRACE_S", 1.0)
+    sm, s3 = staged.client("sagemaker"), staged.client("s3")
+    # algo-2 ignores SIGTERM, then algo-1 fails: algo-2 must be killed once its grace is over.
+    script = """
+        import os, pathlib, signal, sys, time
+        flag = pathlib.Path(os.environ["SM_INPUT_DIR"]).parent / "algo-2-ignores-sigterm"
+        if os.environ["SM_CURRENT_HOST"] == "algo-2":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            flag.touch()
+            time.sleep(600)
+        while not flag.exists():
+            time.sleep(0.05)
+        sys.exit(3)
+    """
+    sm.create_training_job(**script_job(s3, "stubborn-1", script, instance_count=2))
+    job = wait_training(sm, "stubborn-1", timeout=120)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("AlgorithmError: ExecuteUserScriptError: ExitCode 3")
+    assert "on algo-1" in job["FailureReason"]

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ops.localcloud.control import process_identity
+from ops.localcloud.sagemaker.records import TrainingJob
 from ops.localcloud.supervisor import Supervisor, SupervisorClosed
 
 
@@ -109,3 +110,11 @@ def test_readiness_probe(supervisor, tmp_path):
     crashing = supervisor.spawn("crashing", python("raise SystemExit(1)"))
     assert not crashing.wait_ready(lambda: False, timeout=60)
     assert crashing.returncode == 1
+
+
+def test_an_instance_either_gets_the_stop_or_never_starts():
+    job = TrainingJob(name="race", region="us-east-1", request={})
+    started = job.start_instance(lambda: "algo-1")
+    assert job.request_stop() == ["algo-1"]
+    assert job.start_instance(lambda: pytest.fail("started after the stop")) is None
+    assert started == "algo-1" and job.status == "Stopping"

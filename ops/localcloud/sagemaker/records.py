@@ -95,12 +95,23 @@ class TrainingJob(Job):
             self.metric_times[name] = now()
 
     def request_stop(self) -> list:
-        """Ask the job to stop; returns the instances to signal."""
+        """Ask the job to stop; returns the instances to signal. Once this has run, no new
+        instance starts (see `start_instance`)."""
         with self.lock:
             self.stop_requested.set()
             if self.status == "InProgress":
                 self.status = "Stopping"
             return list(self.children)
+
+    def start_instance(self, spawn):
+        """``spawn()`` an instance unless a stop was requested (then None), atomically with
+        `request_stop`: an instance is either signalled by a stop or never started."""
+        with self.lock:
+            if self.stop_requested.is_set():
+                return None
+            child = spawn()
+            self.children.append(child)
+            return child
 
     def mark_completed(self, artifact: str) -> None:
         with self.lock:

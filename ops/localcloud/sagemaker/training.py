@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 import threading
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from ops.localcloud import cwlogs, loopback, s3files
 from ops.localcloud.sagemaker.launch import Instance, environment, instance_command, launch_spec
 from ops.localcloud.sagemaker.records import TrainingJob
 from ops.localcloud.service import Context
+from ops.localcloud.supervisor import SupervisorClosed
 
 log = logging.getLogger("dogops.localcloud")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -84,9 +84,9 @@ class TrainingRunner:
         thread.start()
 
     def stop(self, job: TrainingJob) -> None:
-        """SIGTERM every instance (the wait loop sends SIGKILL after the grace period)."""
+        """SIGTERM every instance (SIGKILL after the grace period); none starts after this."""
         for child in job.request_stop():
-            child.signal(signal.SIGTERM)
+            child.terminate(STOP_GRACE_S)
 
     def join(self, timeout: float) -> None:
         """Wait for the job threads to finish their bookkeeping (final uploads, statuses)."""
@@ -145,11 +145,18 @@ class TrainingRunner:
             outputs.append(output)
             command = instance_command(spec, hosts, index, master_port)
 
-            child = self.supervisor.spawn(
-                f"{job.name}/{host}", command, cwd=code_dir, env=env, sink=output
-            )
-            with job.lock:
-                job.children.append(child)
+            def spawn(command=command, env=env, output=output, host=host):
+                return self.supervisor.spawn(
+                    f"{job.name}/{host}", command, cwd=code_dir, env=env, sink=output
+                )
+
+            try:
+                started = job.start_instance(spawn)
+            except SupervisorClosed:
+                job.request_stop()
+                started = None
+            if started is None:
+                break  # stopping: the instances already started are signalled
 
         codes = self._wait(job, s3, checkpoint_uri, root / "algo-1" / "checkpoints")
         for output in outputs:
@@ -184,7 +191,6 @@ class TrainingRunner:
         deadline = time.monotonic() + max_runtime if max_runtime else None
         synced_at = 0.0
         uploaded: dict[Path, float] = {}
-        stop_sent: float | None = None
         while True:
             with job.lock:
                 children = list(job.children)
@@ -195,15 +201,10 @@ class TrainingRunner:
                 return [child.returncode for child in children]
             if deadline and time.monotonic() > deadline and not job.stop_requested.is_set():
                 self.stop(job)
-            if job.stop_requested.is_set():
-                stop_sent = stop_sent or time.monotonic()
-                if time.monotonic() - stop_sent > STOP_GRACE_S:
-                    for child in running:
-                        child.kill()
             elif any(child.returncode not in (None, 0) for child in children):
                 # One instance failed: the others would wait on it forever (rendezvous).
                 for child in running:
-                    child.signal(signal.SIGTERM)
+                    child.terminate(STOP_GRACE_S)
             if checkpoint_uri and time.monotonic() - synced_at > CHECKPOINT_SYNC_S:
                 s3files.upload_folder(s3, checkpoints, checkpoint_uri, uploaded)
                 synced_at = time.monotonic()
