@@ -1,8 +1,10 @@
 """The local cloud as one process: moto, the services, the front door; started and stopped in
 order.
 
-Stopping (``ops local down``, Ctrl-C, SIGTERM): the front door stops taking requests; each
-service stops its work (jobs get SIGTERM); S3 is saved; moto stops.
+Stopping (``ops local down``, Ctrl-C, SIGTERM) goes: the front door stops taking requests; each
+service quiesces (tuning loops start no trial; jobs get SIGTERM); the supervisor waits out the
+grace period, SIGKILLs what is left and reaps every child; the services finish their
+bookkeeping (final checkpoint uploads, statuses); S3 is saved; moto stops.
 
 ``python -m ops.localcloud.app --home DIR --port 0`` prints ``listening on http://HOST:PORT``.
 """
@@ -30,7 +32,10 @@ from ops.localcloud.service import Context, Service
 from ops.localcloud.supervisor import Supervisor
 
 log = logging.getLogger("dogops.localcloud")
+# In the order they quiesce when the local cloud stops (what starts work before what runs it).
 SERVICES: tuple[type[Service], ...] = (SageMakerService, IamService)
+STOP_GRACE_S = 10.0  # for every child, from its SIGTERM to SIGKILL
+DRAIN_S = 60.0  # for final uploads once the children are gone
 
 
 class LocalCloud:
@@ -87,6 +92,9 @@ class LocalCloud:
 
     def serve_forever(self, on_ready=None) -> None:
         """Serve in this thread until SIGINT/SIGTERM, then stop everything in order."""
+        # uvicorn stops gracefully on SIGTERM, then re-raises it; with the default handler that
+        # would end the process before the jobs are stopped and S3 is saved.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         sock = self._prepare()
         if on_ready:
             on_ready(self)
@@ -108,6 +116,9 @@ class LocalCloud:
         self._stopped = True
         for service in self.services:
             service.quiesce()
+        self.supervisor.stop_all(STOP_GRACE_S)
+        for service in self.services:
+            service.drain(DRAIN_S)
         if self.persist:
             try:
                 written = persist.snapshot(self.moto.client("s3"), self.home / "s3")
@@ -125,8 +136,8 @@ def _exit_on_sigterm(signum, frame) -> None:
 
 
 def serve_foreground(port: int = 0, on_ready=None) -> None:
-    """`ops local up` without --detach: serve in this process until Ctrl-C; the state file
-    names this process while it serves."""
+    """`ops local up` without --detach: serve in this process until Ctrl-C or SIGTERM; the
+    state file names this process while it serves."""
     cloud = LocalCloud(control.home(), port=port)
 
     def ready(cloud: LocalCloud) -> None:
@@ -149,9 +160,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ready-file", type=Path, help="write {url, pid} here once serving")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; with the default handler
-    # that would end the process before the jobs are stopped and S3 is saved.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cloud = LocalCloud(args.home, port=args.port)
 
     def ready(cloud: LocalCloud) -> None:

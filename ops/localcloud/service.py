@@ -1,7 +1,7 @@
 """What a service of the local cloud gets (`Context`) and offers (`Service`).
 
 Adding a service is one package with a `Service` subclass, plus its name in
-``app.SERVICES``: its routes join the route table, and the local cloud stops it.
+``app.SERVICES``: its routes join the route table, and the local cloud stops it in order.
 """
 
 from __future__ import annotations
@@ -30,4 +30,8 @@ class Service:
         raise NotImplementedError
 
     def quiesce(self) -> None:
-        """The local cloud is stopping: stop the work under way."""
+        """The local cloud is stopping: start no new work (trials, scaling actions, ...)."""
+
+    def drain(self, timeout: float) -> None:
+        """Called once the supervisor has stopped every child: finish the bookkeeping of the
+        work that ended (final uploads, statuses) within ``timeout`` seconds."""

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from ops.localcloud.routes import Route, json_routes
 from ops.localcloud.sagemaker.api import SageMakerApi
 from ops.localcloud.sagemaker.records import SageMakerBackend
@@ -22,13 +24,21 @@ class SageMakerService(Service):
         super().__init__(context)
         self.backend = SageMakerBackend()
         self.runner = TrainingRunner(context)
-        self.api = SageMakerApi(self.backend, self.runner)
+        self.closing = threading.Event()
+        self.api = SageMakerApi(self.backend, self.runner, self.closing)
 
     def routes(self) -> list[Route]:
         return json_routes("SageMaker", "sagemaker", "SageMaker", self.api.handlers())
 
     def quiesce(self) -> None:
-        """Every running job is asked to stop (SIGTERM)."""
+        """No trial starts from now on; every running job is asked to stop (SIGTERM, then
+        SIGKILL after its grace period)."""
+        self.closing.set()
         for job in self.backend.training_jobs():
             if job.status == "InProgress":
                 self.runner.stop(job)
+
+    def drain(self, timeout: float) -> None:
+        self.runner.join(timeout)
+        for tuner in self.api.tuners:
+            tuner.thread.join(timeout=1.0)

@@ -8,6 +8,7 @@ SageMaker SDK parse them unchanged.
 from __future__ import annotations
 
 import functools
+import threading
 from datetime import datetime
 
 from ops.localcloud.routes import Handler
@@ -45,9 +46,10 @@ def _answers_domain_errors(handler):
 
 
 class SageMakerApi:
-    def __init__(self, backend: SageMakerBackend, runner: TrainingRunner):
+    def __init__(self, backend: SageMakerBackend, runner: TrainingRunner, closing: threading.Event):
         self.backend = backend
         self.runner = runner
+        self.closing = closing  # set when the local cloud quiesces: no new trial
         self.tuners: list[Tuner] = []
 
     def handlers(self) -> dict[str, Handler]:
@@ -99,7 +101,7 @@ class SageMakerApi:
 
     @_answers_domain_errors
     def create_hyper_parameter_tuning_job(self, region: str, request: dict) -> dict:
-        tuner = Tuner(self.backend, self.runner, region, request).start()
+        tuner = Tuner(self.backend, self.runner, region, request, self.closing).start()
         self.tuners.append(tuner)
         return {"HyperParameterTuningJobArn": tuner.job.arn}
 

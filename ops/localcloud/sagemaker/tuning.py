@@ -3,7 +3,7 @@ random sampling for ``Random``, a grid over categorical ranges for ``Grid``).
 
 `Tuner` is one tuning job's loop: at most ``MaxParallelTrainingJobs`` trials at once until
 ``MaxNumberOfTrainingJobs`` have run, each told back to the study when it ends. Once the tuning
-job is stopped, no trial starts.
+job is stopped, or the local cloud quiesces, no trial starts.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class Tuner:
         runner: TrainingRunner,
         region: str,
         request: dict,
+        closing: threading.Event,
     ):
         settings = validate.tuning_job(request)
         self.space = ParameterSpace.from_ranges(settings.ranges)
@@ -143,6 +144,7 @@ class Tuner:
         self.study = optuna.create_study(direction=direction, sampler=sampler)
         self.backend = backend
         self.runner = runner
+        self.closing = closing
         self.job = backend.add_tuning_job(
             TuningJob(
                 name=settings.name,
@@ -171,7 +173,7 @@ class Tuner:
                 self.runner.stop(trial)
 
     def _may_launch(self) -> bool:
-        return not self.job.stop_requested.is_set()
+        return not (self.job.stop_requested.is_set() or self.closing.is_set())
 
     def _run(self) -> None:
         tuning = self.job
