@@ -50,7 +50,7 @@ def up(
         else:
             typer.echo(f"local cloud listening on {cloud.url} (Ctrl-C stops it and its jobs)")
 
-    from ops.localcloud.server import serve_foreground  # the server side, only when serving here
+    from ops.localcloud.app import serve_foreground  # the server side, only when serving here
 
     serve_foreground(port, on_ready=ready)
 

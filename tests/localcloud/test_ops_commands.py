@@ -138,3 +138,26 @@ def test_bad_data_folder_is_a_clear_error(registered, tmp_path):
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "nothing")])
     assert result.exit_code == 1
     assert "error:" in result.output and "nothing" in result.output
+
+
+def test_local_up_in_the_foreground_serves_until_sigterm(tmp_path):
+    env = {**os.environ, "DOGOPS_HOME": str(tmp_path)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "local", "up", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = json.loads(server.stdout.readline())
+        assert ready["pid"] == server.pid
+        status = json.loads(ops("local", "status", "--json", env=env).stdout)
+        assert status["url"] == ready["url"]
+        again = ops("local", "up", env=env)
+        assert again.returncode == 1
+        assert again.stderr.startswith("error: a local cloud is already running")
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+    assert not (tmp_path / "localcloud.json").exists()  # it removed its own state file
