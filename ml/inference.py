@@ -25,8 +25,9 @@ Limits (environment), which bound what one request may cost:
 - ``INFERENCE_MAX_BODY_BYTES`` (default 6 MiB, Lambda's and SageMaker's payload limit);
 - ``INFERENCE_MAX_JSON_BYTES`` (default 64 KiB) for ``application/json`` bodies;
 - ``INFERENCE_MAX_IMAGE_PIXELS`` (default 16,777,216 = 4096 x 4096), checked from the header
-  before any pixel is decoded; at the limit a decode holds about 4 bytes a pixel (64 MiB) plus
-  the 3-byte RGB copy handed to the model (48 MiB);
+  before any pixel is decoded. At the limit one decode peaks at about 7 bytes a pixel, 115 MiB
+  (Pillow holds 4 bytes a pixel while the 3-byte RGB array handed to the model is filled);
+  ``python -m bench.serving_safety`` measures it;
 - ``INFERENCE_MAX_CONCURRENT_DECODES`` (default: the number of CPUs, at least 2): decodes
   beyond it wait, so a process never holds more than that many decoded images at once;
 - the URL fetch's own limits (see `ml.url_fetch`).
@@ -39,7 +40,6 @@ import json
 import os
 import struct
 import threading
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,10 +91,6 @@ def max_body_bytes() -> int:
 def max_image_pixels() -> int:
     return _setting("INFERENCE_MAX_IMAGE_PIXELS", 4096 * 4096)
 
-
-# Decoded pixels are handed to torch without a copy and never written to; torch warns (once)
-# that the array is read-only.
-warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
 _decode_slots = threading.BoundedSemaphore(
     _setting("INFERENCE_MAX_CONCURRENT_DECODES", max(2, os.cpu_count() or 2))
@@ -296,9 +292,25 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey PNG
         grey = (np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode == "RGB":
+        return _pixels(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")  # Pillow wants palette transparency resolved first
-    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    rgb = image.convert("RGB")
+    image.close()  # free the decoded pixels before the array copy: one image less at the peak
+    return _pixels(rgb)
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """An RGB image as an (H, W, 3) array, copied about 1 MiB of rows at a time: np.asarray
+    goes through tobytes(), which holds the whole image twice while it joins its parts."""
+    width, height = image.size
+    out = np.empty((height, width, 3), np.uint8)
+    step = max(1, (1 << 20) // (width * 3))
+    for top in range(0, height, step):
+        band = image.crop((0, top, width, min(height, top + step)))
+        out[top : top + band.height] = np.asarray(band)
+    return out
 
 
 def _reject_invalid_unicode(value: object) -> None:
