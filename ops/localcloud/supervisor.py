@@ -15,10 +15,12 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 Sink = Callable[[str], None]
+GRACE_S = 10.0  # from SIGTERM to SIGKILL: time to write a checkpoint, close files, say goodbye
 
 
 class SupervisorClosed(RuntimeError):
@@ -86,19 +88,13 @@ class Child:
 
     def wait_ready(self, probe: Callable[[], bool], timeout: float, every: float = 0.1) -> bool:
         """Poll ``probe`` until it answers True (ready), the child exits or ``timeout`` passes."""
-        deadline = threading.Event()
-        timer = threading.Timer(timeout, deadline.set)
-        timer.daemon = True
-        timer.start()
-        try:
-            while not deadline.is_set():
-                if probe():
-                    return True
-                if self._exited.wait(every):
-                    return False
-            return False
-        finally:
-            timer.cancel()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if probe():
+                return True
+            if self._exited.wait(every):
+                return False
+        return False
 
     def _kill_unless_exited(self) -> None:
         if not self._exited.is_set():
@@ -164,7 +160,7 @@ class Supervisor:
         with self._lock:
             return list(self._children.values())
 
-    def stop_all(self, grace: float) -> None:
+    def stop_all(self, grace: float = GRACE_S) -> None:
         """Refuse new children, SIGTERM every one, SIGKILL those alive after ``grace``, and
         return once all are reaped."""
         with self._lock:

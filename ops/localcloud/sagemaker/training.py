@@ -25,12 +25,12 @@ from ops.localcloud import cwlogs, loopback, s3files
 from ops.localcloud.sagemaker.launch import Instance, environment, instance_command, launch_spec
 from ops.localcloud.sagemaker.records import TrainingJob
 from ops.localcloud.service import Context
-from ops.localcloud.supervisor import SupervisorClosed
+from ops.localcloud.supervisor import GRACE_S, SupervisorClosed
 
 log = logging.getLogger("dogops.localcloud")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 FAILURE_TAIL_LINES = 12
-STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL: time for the script to write a checkpoint
+STOP_GRACE_S = GRACE_S  # SIGTERM, then SIGKILL: time for the script to write a checkpoint
 CHECKPOINT_SYNC_S = 2.0
 
 
