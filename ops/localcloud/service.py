@@ -19,6 +19,7 @@ class Context:
     home: Path  # $DOGOPS_HOME: work folders live under it
     moto: Moto  # records kept in moto (S3, logs, IAM) and clients for them
     supervisor: Supervisor  # the only way to start a child process
+    url: str  # the front door, for what runs inside the cloud (the training host's commands)
 
 
 class Service:
