@@ -13,11 +13,20 @@ Whatever no route matches goes to moto. A service adds itself by returning its r
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ops.localcloud.wire import Call, Json11, Query, RestJson, form_of, signing_scope
+from ops.localcloud.wire import (
+    AwsError,
+    Call,
+    Json11,
+    Query,
+    RestJson,
+    form_of,
+    signing_scope,
+)
 
 Handler = Callable[[Call], object]
 JSON11 = Json11()
@@ -72,6 +81,27 @@ def rest_route(
         path=path,
         _path_regex=re.compile(pattern),
     )
+
+
+def api_method(errors: Callable[[Exception], AwsError | None]):
+    """A decorator for a service's API methods: ``method(self, region, params)`` becomes the
+    handler ``(self, call)`` a route takes, and a domain error that ``errors`` translates is
+    answered as that AWS error (any other propagates: an internal failure)."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def handler(self, call: Call):
+            try:
+                return method(self, call.region, call.params)
+            except Exception as exc:
+                error = errors(exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+        return handler
+
+    return decorate
 
 
 class RouteTable:

@@ -174,3 +174,26 @@ class Supervisor:
     def _forget(self, child: Child) -> None:
         with self._lock:
             self._children.pop(child.pid, None)
+
+
+class Workers:
+    """The threads that drive work to its end (a training job, a command), one each; joined
+    with one deadline when the local cloud stops."""
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def start(self, name: str, target: Callable, *args: object) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, daemon=True, name=name)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return thread
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

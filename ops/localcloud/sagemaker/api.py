@@ -7,11 +7,10 @@ SageMaker SDK parse them unchanged.
 
 from __future__ import annotations
 
-import functools
 import threading
 from datetime import datetime
 
-from ops.localcloud.routes import Handler
+from ops.localcloud.routes import Handler, api_method
 from ops.localcloud.sagemaker import validate
 from ops.localcloud.sagemaker.records import (
     InvalidRequest,
@@ -22,27 +21,27 @@ from ops.localcloud.sagemaker.records import (
 )
 from ops.localcloud.sagemaker.training import TrainingRunner
 from ops.localcloud.sagemaker.tuning import Tuner
-from ops.localcloud.wire import AwsError, Call, page, validation_error
+from ops.localcloud.wire import AwsError, page, validation_error
 
 NOT_FOUND = "Requested resource not found."
 
 
-def _answers_domain_errors(handler):
-    @functools.wraps(handler)
-    def wrapped(self, call: Call):
-        try:
-            return handler(self, call.region, call.params)
-        except InvalidRequest as exc:
-            raise validation_error(str(exc)) from exc
-        except NameInUse as exc:
-            raise AwsError("ResourceInUse", str(exc)) from exc
-        except NotFound as exc:
-            if exc.kind == TrainingJob.KIND:  # SageMaker's answer for training jobs
-                raise validation_error(NOT_FOUND) from exc
-            message = f"Amazon SageMaker can't find a tuning job named {exc.name}"
-            raise AwsError("ResourceNotFound", message) from exc
+def _aws_error(exc: Exception) -> AwsError | None:
+    """SageMaker's answer to a domain error."""
+    if isinstance(exc, InvalidRequest):
+        return validation_error(str(exc))
+    if isinstance(exc, NameInUse):
+        return AwsError("ResourceInUse", str(exc))
+    if isinstance(exc, NotFound):
+        if exc.kind == TrainingJob.KIND:
+            return validation_error(NOT_FOUND)
+        return AwsError(
+            "ResourceNotFound", f"Amazon SageMaker can't find a tuning job named {exc.name}"
+        )
+    return None
 
-    return wrapped
+
+_api = api_method(_aws_error)
 
 
 class SageMakerApi:
@@ -69,18 +68,18 @@ class SageMakerApi:
 
     # -- training jobs ------------------------------------------------------------------
 
-    @_answers_domain_errors
+    @_api
     def create_training_job(self, region: str, request: dict) -> dict:
         validate.training_job(request)
         job = self.backend.add_training_job(region, request)
         self.runner.start(job)
         return {"TrainingJobArn": job.arn}
 
-    @_answers_domain_errors
+    @_api
     def describe_training_job(self, region: str, request: dict) -> dict:
         return self.backend.training_job(region, request.get("TrainingJobName", "")).describe()
 
-    @_answers_domain_errors
+    @_api
     def stop_training_job(self, region: str, request: dict) -> dict:
         job = self.backend.training_job(region, request.get("TrainingJobName", ""))
         if job.status != "InProgress":
@@ -90,7 +89,7 @@ class SageMakerApi:
         self.runner.stop(job)
         return {}
 
-    @_answers_domain_errors
+    @_api
     def list_training_jobs(self, region: str, request: dict) -> dict:
         summaries = [job.summary() for job in self.backend.training_jobs(region)]
         items = _filter_sort(summaries, request, "TrainingJobName", "TrainingJobStatus")
@@ -99,19 +98,19 @@ class SageMakerApi:
 
     # -- tuning jobs --------------------------------------------------------------------
 
-    @_answers_domain_errors
+    @_api
     def create_hyper_parameter_tuning_job(self, region: str, request: dict) -> dict:
         tuner = Tuner(self.backend, self.runner, region, request, self.closing).start()
         self.tuners.append(tuner)
         return {"HyperParameterTuningJobArn": tuner.job.arn}
 
-    @_answers_domain_errors
+    @_api
     def describe_hyper_parameter_tuning_job(self, region: str, request: dict) -> dict:
         return self.backend.tuning_job(
             region, request.get("HyperParameterTuningJobName", "")
         ).describe()
 
-    @_answers_domain_errors
+    @_api
     def stop_hyper_parameter_tuning_job(self, region: str, request: dict) -> dict:
         tuning = self.backend.tuning_job(region, request.get("HyperParameterTuningJobName", ""))
         with tuning.lock:
@@ -123,7 +122,7 @@ class SageMakerApi:
                 self.runner.stop(job)
         return {}
 
-    @_answers_domain_errors
+    @_api
     def list_hyper_parameter_tuning_jobs(self, region: str, request: dict) -> dict:
         items = _filter_sort(
             [job.summary() for job in self.backend.tuning_jobs(region)],
@@ -134,7 +133,7 @@ class SageMakerApi:
         items, token = page(items, request)
         return {"HyperParameterTuningJobSummaries": items, **token}
 
-    @_answers_domain_errors
+    @_api
     def list_training_jobs_for_hyper_parameter_tuning_job(self, region: str, request: dict):
         tuning = self.backend.tuning_job(region, request.get("HyperParameterTuningJobName", ""))
         with tuning.lock:

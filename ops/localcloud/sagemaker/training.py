@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -25,7 +24,7 @@ from ops.localcloud import cwlogs, loopback, s3files
 from ops.localcloud.sagemaker.launch import Instance, environment, instance_command, launch_spec
 from ops.localcloud.sagemaker.records import TrainingJob
 from ops.localcloud.service import Context
-from ops.localcloud.supervisor import GRACE_S, SupervisorClosed
+from ops.localcloud.supervisor import GRACE_S, SupervisorClosed, Workers
 
 log = logging.getLogger("dogops.localcloud")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -72,16 +71,10 @@ class TrainingRunner:
         self.supervisor = context.supervisor
         self.work_root = context.home / "jobs"
         self.cpus = cpus or os.cpu_count() or 1
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
+        self.workers = Workers()
 
     def start(self, job: TrainingJob, on_done=None) -> None:
-        thread = threading.Thread(
-            target=self._run, args=(job, on_done), daemon=True, name=f"job-{job.name}"
-        )
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+        self.workers.start(f"job-{job.name}", self._run, job, on_done)
 
     def stop(self, job: TrainingJob) -> None:
         """SIGTERM every instance (SIGKILL after the grace period); none starts after this."""
@@ -90,11 +83,7 @@ class TrainingRunner:
 
     def join(self, timeout: float) -> None:
         """Wait for the job threads to finish their bookkeeping (final uploads, statuses)."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self.workers.join(timeout)
 
     # -- the job's life ---------------------------------------------------------------
 
