@@ -1,31 +1,52 @@
-"""`ops train --on ec2`: the same training script on a plain host instead of a SageMaker job.
+"""`ops train --on ec2`: the same training script on the training host instead of a SageMaker job.
 
-On AWS the host is Terraform's training instance (output ``training_host_instance_id``), driven
-through SSM Run Command (no SSH): it syncs the data from S3, runs ``python -m ml.train`` from
-the project its user data installed, and uploads ``model.tar.gz``. Locally the host is this
-machine. Either way the model lands where a SageMaker job would put it:
-``s3://<bucket>/models/<job>/output/model.tar.gz``.
+The host is the one the target's outputs name (`training_host_instance_id`, with the project at
+`training_host_install_dir` and its virtual environment at `training_host_venv_dir`): on AWS,
+Terraform's EC2 instance; locally, the local cloud's training host. Either way it is driven
+through SSM Run Command (``AWS-RunShellScript``, no SSH), whose agent runs the commands with
+``/bin/sh`` (dash on Ubuntu): the script is POSIX sh. It fetches the data from S3 into a run
+folder, runs ``python -m ml.train`` with the project's virtual environment and puts
+``model.tar.gz`` where a SageMaker job would: ``s3://<bucket>/models/<job>/output/``.
+
+The fetch and put steps run on the host as ``python -m ops.ec2 fetch-data|put-model`` (the host
+has the project and boto3; it may not have the AWS CLI).
 """
 
 from __future__ import annotations
 
+import argparse
 import shlex
-import subprocess
-import sys
-import tarfile
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ops.errors import OpsError
 from ops.metrics import parse_metrics
 from ops.target import Target
 
-REMOTE_PROJECT = "/opt/dogops/src"  # where the training host's user data installs the project
-REMOTE_WORK = "/opt/dogops/runs"
-SSM_TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Cancelling"}
+SSM_TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut"}
+HOST_OUTPUTS = ("training_host_instance_id", "training_host_install_dir", "training_host_venv_dir")
+RUNS = "runs"  # per-run folders under the install dir
+
+
+@dataclass(frozen=True)
+class TrainingHost:
+    instance_id: str
+    install_dir: str
+    venv_dir: str
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, object]) -> TrainingHost:
+        missing = [name for name in HOST_OUTPUTS if not outputs.get(name)]
+        if missing:
+            raise OpsError(
+                f"the target's outputs lack {', '.join(missing)} (the training host: "
+                "terraform/modules/training_host, enabled by a subnet, repo URL and commit)"
+            )
+        return cls(*(str(outputs[name]) for name in HOST_OUTPUTS))
 
 
 def _flags(hyperparameters: dict[str, str]) -> list[str]:
@@ -35,126 +56,139 @@ def _flags(hyperparameters: dict[str, str]) -> list[str]:
     return args
 
 
-def train_here(
-    target: Target, data: Path, name: str, hyperparameters: dict[str, str], progress
-) -> tuple[str, dict[str, float]]:
-    """Run the training script on this machine; upload the model to the target's S3."""
-    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
-        work = Path(tmp)
-        command = [
-            sys.executable,
-            "-m",
-            "ml.train",
-            "--data",
-            str(data),
-            "--model-dir",
-            str(work / "model"),
-            "--output-data-dir",
-            str(work / "output"),
-            "--checkpoint-dir",
-            str(work / "checkpoints"),
-            *_flags(hyperparameters),
-        ]
-        progress("ec2-started", {"name": name, "host": "this machine"})
-        lines: list[str] = []
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            progress("ec2-log", {"line": line.rstrip("\n")})
-        if process.wait() != 0:
-            tail = "".join(lines[-12:])
-            raise OpsError(f"training on this machine failed (exit {process.returncode}):\n{tail}")
-        archive = work / "model.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            for path in sorted((work / "model").iterdir()):
-                tar.add(path, arcname=path.name)
-        key = f"models/{name}/output/model.tar.gz"
-        try:
-            target.client("s3").upload_file(str(archive), target.bucket, key)
-        except (ClientError, BotoCoreError) as exc:
-            raise OpsError(
-                f"could not upload the model to s3://{target.bucket}/{key}: {exc}"
-            ) from exc
-    metrics = {k: v[-1] for k, v in parse_metrics("".join(lines)).items()}
-    return f"s3://{target.bucket}/{key}", metrics
+def model_uri(bucket: str, name: str) -> str:
+    return f"s3://{bucket}/models/{name}/output/model.tar.gz"
 
 
-def remote_script(bucket: str, data_uri: str, name: str, hyperparameters: dict[str, str]) -> str:
-    work = f"{REMOTE_WORK}/{name}"
-    train = shlex.join(
-        [
-            "python3",
-            "-m",
-            "ml.train",
-            "--data",
-            f"{work}/data",
-            "--model-dir",
-            f"{work}/model",
-            "--output-data-dir",
-            f"{work}/output",
-            "--checkpoint-dir",
-            f"{work}/checkpoints",
-            *_flags(hyperparameters),
-        ]
-    )
-    destination = f"s3://{bucket}/models/{name}/output/model.tar.gz"
-    return "\n".join(
-        [
-            "set -euo pipefail",
-            f"mkdir -p {shlex.quote(work)}",
-            f"aws s3 sync --only-show-errors {shlex.quote(data_uri)} {shlex.quote(work + '/data')}",
-            f"cd {REMOTE_PROJECT}",
-            train,
-            f"tar -czf {shlex.quote(work + '/model.tar.gz')} -C {shlex.quote(work + '/model')} .",
-            f"aws s3 cp --only-show-errors {shlex.quote(work + '/model.tar.gz')} "
-            f"{shlex.quote(destination)}",
-        ]
-    )
+def remote_script(
+    host: TrainingHost,
+    region: str,
+    bucket: str,
+    data_uri: str,
+    name: str,
+    hyperparameters: dict[str, str],
+) -> list[str]:
+    """The commands for ``AWS-RunShellScript``: POSIX sh, one step a line, stopping at the
+    first failure (``set -eu``; no pipes, so nothing for pipefail to catch)."""
+    work = f"{host.install_dir}/{RUNS}/{name}"
+    python = f"{host.venv_dir}/bin/python"
+    steps = [python, "-m", "ops.ec2"]  # this module's main(), on the host
+    train = [
+        python,
+        "-m",
+        "ml.train",
+        "--data",
+        f"{work}/data",
+        "--model-dir",
+        f"{work}/model",
+        "--output-data-dir",
+        f"{work}/output",
+        "--checkpoint-dir",
+        f"{work}/checkpoints",
+        *_flags(hyperparameters),
+    ]
+    return [
+        "set -eu",
+        f"export AWS_DEFAULT_REGION={shlex.quote(region)}",
+        f"cd {shlex.quote(host.install_dir)}",
+        f"mkdir -p {shlex.quote(work)}",
+        shlex.join([*steps, "fetch-data", data_uri, f"{work}/data"]),
+        shlex.join(train),
+        shlex.join([*steps, "put-model", f"{work}/model", model_uri(bucket, name)]),
+    ]
 
 
 def train_on_host(
     target: Target,
+    host: TrainingHost,
     data_uri: str,
     name: str,
     hyperparameters: dict[str, str],
     progress,
-    poll_s: float = 5.0,
+    poll_s: float = 2.0,
     timeout_s: int = 8 * 3600,
 ) -> tuple[str, dict[str, float]]:
-    instance = target.outputs.get("training_host_instance_id")
-    if not instance:
-        raise OpsError("Terraform outputs lack training_host_instance_id (the EC2 training host)")
+    """Run the training script on ``host`` through the target's SSM; (model URI, metrics parsed
+    from the command's output)."""
     ssm = target.client("ssm")
-    script = remote_script(target.bucket, data_uri, name, hyperparameters)
+    commands = remote_script(host, target.region, target.bucket, data_uri, name, hyperparameters)
     try:
         command = ssm.send_command(
-            InstanceIds=[str(instance)],
+            InstanceIds=[host.instance_id],
             DocumentName="AWS-RunShellScript",
             Comment=f"dogops train {name}"[:100],
-            Parameters={"commands": script.splitlines(), "executionTimeout": [str(timeout_s)]},
+            Parameters={"commands": commands, "executionTimeout": [str(timeout_s)]},
             TimeoutSeconds=600,
         )["Command"]
-        progress("ec2-started", {"name": name, "host": instance, "command": command["CommandId"]})
-        while True:
-            try:
-                invocation = ssm.get_command_invocation(
-                    CommandId=command["CommandId"], InstanceId=str(instance)
-                )
-            except ssm.exceptions.InvocationDoesNotExist:
-                time.sleep(poll_s)
-                continue
-            progress("ec2-status", {"status": invocation["Status"]})
-            if invocation["Status"] in SSM_TERMINAL:
-                break
-            time.sleep(poll_s)
+        command_id = command["CommandId"]
+        progress("ec2-started", {"name": name, "host": host.instance_id, "command": command_id})
+        invocation = _wait(ssm, command_id, host.instance_id, progress, poll_s)
     except (ClientError, BotoCoreError) as exc:
-        raise OpsError(f"SSM Run Command on {instance} failed: {exc}") from exc
+        raise OpsError(f"SSM Run Command on {host.instance_id} failed: {exc}") from exc
     output = invocation.get("StandardOutputContent", "")
     if invocation["Status"] != "Success":
-        error = invocation.get("StandardErrorContent", "")[-2000:]
-        raise OpsError(f"training on {instance} ended {invocation['Status']}:\n{error}")
+        error = invocation.get("StandardErrorContent", "")[-2000:] or output[-2000:]
+        raise OpsError(
+            f"training on {host.instance_id} ended {invocation['Status']} (exit "
+            f"{invocation.get('ResponseCode')}; SSM command {command_id}):\n{error}"
+        )
     metrics = {k: v[-1] for k, v in parse_metrics(output).items()}
-    return f"s3://{target.bucket}/models/{name}/output/model.tar.gz", metrics
+    return model_uri(target.bucket, name), metrics
+
+
+def _wait(ssm, command_id: str, instance_id: str, progress, poll_s: float) -> dict:
+    """Poll GetCommandInvocation until the invocation ends. Right after SendCommand the
+    invocation may not exist yet (InvocationDoesNotExist): keep polling."""
+    while True:
+        try:
+            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+        except ssm.exceptions.InvocationDoesNotExist:
+            invocation = {"Status": "Pending"}
+        progress("ec2-status", {"status": invocation["Status"]})
+        if invocation["Status"] in SSM_TERMINAL:
+            return invocation
+        time.sleep(poll_s)
+
+
+# -- the steps that run on the host ---------------------------------------------------------
+
+
+def fetch_data(uri: str, folder: Path) -> int:
+    """Every object under ``uri`` into ``folder``; how many (none is an error)."""
+    from ops.localcloud.s3files import download_prefix
+
+    count = download_prefix(boto3.client("s3"), uri, folder)
+    if count == 0:
+        raise OpsError(f"no objects under {uri}")
+    return count
+
+
+def put_model(folder: Path, uri: str) -> None:
+    """Pack ``folder`` as a model.tar.gz (files at the archive's root) and upload it to ``uri``."""
+    from ops.localcloud.s3files import put_tarball
+
+    put_tarball(boto3.client("s3"), folder, uri)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The S3 steps of `ops train --on ec2` (host side)")
+    steps = parser.add_subparsers(dest="step", required=True)
+    fetch = steps.add_parser("fetch-data", help="download every object under an S3 prefix")
+    fetch.add_argument("uri")
+    fetch.add_argument("folder", type=Path)
+    put = steps.add_parser("put-model", help="pack a model folder and upload it")
+    put.add_argument("folder", type=Path)
+    put.add_argument("uri")
+    args = parser.parse_args(argv)
+    try:
+        if args.step == "fetch-data":
+            print(f"fetched {fetch_data(args.uri, args.folder)} files from {args.uri}", flush=True)
+        else:
+            put_model(args.folder, args.uri)
+            print(f"model uploaded to {args.uri}", flush=True)
+    except (OpsError, ClientError, BotoCoreError) as exc:
+        raise SystemExit(f"error: {exc}") from exc
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,8 +91,31 @@ def _local() -> Target:
     except (ClientError, BotoCoreError) as exc:
         raise OpsError(f"could not prepare the local cloud at {state.url}: {exc}") from exc
     target.sagemaker_role_arn = role["Arn"]
-    target.outputs = {"s3_bucket_name": LOCAL_BUCKET, "sagemaker_role_arn": role["Arn"]}
+    target.outputs = {
+        "s3_bucket_name": LOCAL_BUCKET,
+        "sagemaker_role_arn": role["Arn"],
+        **_local_training_host(),
+    }
     return target
+
+
+def _local_training_host() -> dict[str, str]:
+    """The local cloud's training host under the names of Terraform's outputs for the real one.
+    Its folder ($DOGOPS_HOME/hosts/<id>/) is prepared as the user data prepares the real host:
+    the project at <install_dir>, its virtual environment (the one `ops` runs from) at
+    <install_dir>/.venv."""
+    from ops.localcloud.control import home
+    from ops.localcloud.ssm import host
+
+    venv = Path(sys.prefix)
+    if not (venv / "bin" / "python").exists():
+        raise OpsError(f"{venv} has no bin/python: run ops from the project's virtual environment")
+    install_dir, venv_dir = host.prepare(home(), REPO, venv)
+    return {
+        "training_host_instance_id": host.TRAINING_HOST_ID,
+        "training_host_install_dir": str(install_dir),
+        "training_host_venv_dir": str(venv_dir),
+    }
 
 
 def load_outputs(outputs_file: Path | None = None) -> dict[str, object]:

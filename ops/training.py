@@ -409,8 +409,9 @@ def train_on_ec2(
     plan: TrainPlan,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """The script on a plain host (no tuning): Terraform's EC2 host on AWS, this machine locally.
-    The model lands in the same S3 layout as a SageMaker job's."""
+    """The script on the target's training host through SSM (no tuning): Terraform's EC2 host
+    on AWS, the local cloud's host locally. The model lands in the same S3 layout as a SageMaker
+    job's."""
     from ops import ec2
 
     progress = progress or (lambda event, info: None)
@@ -421,18 +422,9 @@ def train_on_ec2(
         **UNTUNED_DEFAULTS,
         **plan.hyperparameters,
     }
-    if target.name == "local":
-        if plan.data is None:
-            raise OpsError("--on ec2 with the local target trains from a local folder: use --data")
-        try:
-            validate_layout(plan.data)
-        except DataLayoutError as exc:
-            raise OpsError(f"{plan.data}: {exc}") from exc
-        data_uri = str(plan.data.resolve())
-        artifact, metrics = ec2.train_here(target, plan.data, name, hyperparameters, progress)
-    else:
-        data_uri = stage_data(target, plan, progress)
-        artifact, metrics = ec2.train_on_host(target, data_uri, name, hyperparameters, progress)
+    host = ec2.TrainingHost.from_outputs(target.outputs)
+    data_uri = stage_data(target, plan, progress)
+    artifact, metrics = ec2.train_on_host(target, host, data_uri, name, hyperparameters, progress)
     result = TrainResult(
         target=target.name,
         data_uri=data_uri,

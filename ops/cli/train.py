@@ -85,8 +85,6 @@ class LiveView:
             self.notes.append(f"training job {info['name']}")
         elif event == "training":
             self.training = info["job"]
-        elif event == "ec2-log":
-            self.training = {"SecondaryStatus": info["line"][-90:]}
         elif event == "ec2-status":
             self.training = {"SecondaryStatus": info["status"]}
         self.live.update(self._render())
@@ -153,8 +151,8 @@ def train(
     on: Annotated[
         Where,
         typer.Option(
-            help="sagemaker: tuning + training jobs; ec2: the script on the "
-            "training host (AWS) or this machine (local), no tuning."
+            help="sagemaker: tuning + training jobs; ec2: the script on the training host "
+            "through SSM Run Command (Terraform's EC2 host, or the local cloud's), no tuning."
         ),
     ] = Where.sagemaker,
     data: Annotated[

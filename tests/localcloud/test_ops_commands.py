@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 
+import boto3
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from ops.cli import app
 from ops.localcloud import control
+from ops.localcloud.ssm.host import TRAINING_HOST_ID
 from tests.localcloud.conftest import run_ops as ops
 
 
@@ -103,12 +105,45 @@ def test_ops_train_two_instances_distributed(registered, synth_data):
     }
 
 
+def ssm_invocation(cloud, comment: str) -> tuple[dict, dict]:
+    """The SSM command with ``comment`` on the local training host: (its ListCommandInvocations
+    row with details, its GetCommandInvocation)."""
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=cloud.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    [row] = [
+        row
+        for row in ssm.list_command_invocations(Details=True)["CommandInvocations"]
+        if row["Comment"] == comment
+    ]
+    return row, ssm.get_command_invocation(CommandId=row["CommandId"], InstanceId=row["InstanceId"])
+
+
 @pytest.mark.slow
-def test_ops_train_on_ec2_locally_uses_the_same_s3_layout(registered, synth_data, cloud):
+def test_ops_train_on_ec2_runs_through_ssm_on_the_local_training_host(
+    registered, synth_data, cloud
+):
     document = train_json(synth_data, "--on", "ec2", "--epochs", "1", "--image-size", "32")
-    assert document["model_artifact"].startswith("s3://dogops-local/models/dogops-ec2-")
-    assert document["model_artifact"].endswith("/output/model.tar.gz")
+    name = document["training_job"]
+    artifact = f"s3://dogops-local/models/{name}/output/model.tar.gz"  # as a SageMaker job's
+    assert document["model_artifact"] == artifact
     assert "Test Loss" in document["metrics"]
+
+    row, invocation = ssm_invocation(cloud, f"dogops train {name}")
+    assert row["InstanceId"] == TRAINING_HOST_ID
+    assert row["DocumentName"] == "AWS-RunShellScript"
+    assert (invocation["Status"], invocation["ResponseCode"]) == ("Success", 0)
+    output = invocation["StandardOutputContent"]
+    assert f"Test Loss: {document['metrics']['Test Loss']:.6f}" in output
+    assert output.rstrip().endswith(f"model uploaded to {artifact}")
+    # It ran on the host folder prepared as the user data prepares the real host.
+    install_dir = registered / "hosts" / TRAINING_HOST_ID / "opt" / "dogops"
+    assert (install_dir / "runs" / name / "model.tar.gz").is_file()
+    assert (install_dir / ".venv" / "bin" / "python").exists()
 
     # `ops serve` takes the printed s3:// URI and serves it like the SageMaker container.
     server = subprocess.Popen(
@@ -131,6 +166,14 @@ def test_ops_train_on_ec2_locally_uses_the_same_s3_layout(registered, synth_data
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_ops_train_on_ec2_reports_the_failed_step(registered, cloud):
+    missing = "s3://dogops-local/data/not-uploaded"
+    result = CliRunner().invoke(app, ["train", "--on", "ec2", "--data-uri", missing, "--json"])
+    assert result.exit_code == 1
+    assert "ended Failed (exit 1;" in result.output
+    assert f"no objects under {missing}" in result.output
 
 
 def test_bad_data_folder_is_a_clear_error(registered, tmp_path):

@@ -163,12 +163,16 @@ def test_aws_train_sends_the_tuning_and_training_requests(aws, synth_data):
     assert listed["KeyCount"] > 0
 
 
-def test_aws_train_on_ec2_runs_the_script_on_the_training_host(aws, synth_data):
-    outputs, _, calls, _ = aws
+def with_training_host(outputs, **host: str) -> None:
+    """Add the training host's Terraform outputs (terraform/envs/dev/outputs.tf) to the file."""
     document = json.loads(outputs.read_text())
-    document["training_host_instance_id"] = {"value": "i-0123456789abcdef0", "type": "string"}
+    for name, value in host.items():
+        document[f"training_host_{name}"] = {"value": value, "type": "string"}
     outputs.write_text(json.dumps(document))
-    result = CliRunner().invoke(
+
+
+def train_on_ec2(outputs, synth_data):
+    return CliRunner().invoke(
         app,
         [
             "train",
@@ -185,19 +189,47 @@ def test_aws_train_on_ec2_runs_the_script_on_the_training_host(aws, synth_data):
             "--json",
         ],
     )
+
+
+def test_aws_train_on_ec2_runs_the_script_on_the_training_host(aws, synth_data):
+    outputs, _, calls, _ = aws
+    with_training_host(
+        outputs,
+        instance_id="i-0123456789abcdef0",
+        install_dir="/opt/dogops",
+        venv_dir="/opt/dogops/.venv",
+    )
+    result = train_on_ec2(outputs, synth_data)
     assert result.exit_code == 0, result.output
     command = sent(calls, "SendCommand")
     assert command["InstanceIds"] == ["i-0123456789abcdef0"]
     assert command["DocumentName"] == "AWS-RunShellScript"
-    script = "\n".join(command["Parameters"]["commands"])
-    assert f"aws s3 sync --only-show-errors s3://{BUCKET}/data/{synth_data.name} " in script
-    assert "python3 -m ml.train --data" in script
-    assert "--learning-rate 0.02 " in script and "--batch-size 32" in script
-    assert "--arch resnet50 --weights imagenet --image-size 224" in script
+    lines = command["Parameters"]["commands"]
     artifact = json.loads(result.stdout)["model_artifact"]
-    assert artifact.startswith(f"s3://{BUCKET}/models/dogops-ec2-")
-    assert "aws s3 cp --only-show-errors" in script and artifact in script
+    name = artifact.split("/")[-3]
+    work = f"/opt/dogops/runs/{name}"
+    python = "/opt/dogops/.venv/bin/python"  # the project's venv, as the user data makes it
+    # POSIX sh for dash (AWS-RunShellScript's /bin/sh on Ubuntu): no pipefail, no bashisms.
+    assert lines[0] == "set -eu"
+    assert "cd /opt/dogops" in lines  # where the user data checks the project out
+    assert f"{python} -m ops.ec2 fetch-data s3://{BUCKET}/data/{synth_data.name} {work}/data" in (
+        lines
+    )
+    [train] = [line for line in lines if " -m ml.train " in line]
+    assert train.startswith(f"{python} -m ml.train --data {work}/data --model-dir {work}/model ")
+    assert "--learning-rate 0.02 " in train and "--batch-size 32" in train
+    assert "--arch resnet50 --weights imagenet --image-size 224" in train
+    assert artifact == f"s3://{BUCKET}/models/{name}/output/model.tar.gz"
+    assert lines[-1] == f"{python} -m ops.ec2 put-model {work}/model {artifact}"
     assert not [name for name, _ in calls if name.startswith("Create")]  # no SageMaker job
+
+
+def test_aws_train_on_ec2_needs_the_training_host_outputs(aws, synth_data):
+    outputs, *_ = aws
+    with_training_host(outputs, instance_id="i-0123456789abcdef0")
+    result = train_on_ec2(outputs, synth_data)
+    assert result.exit_code == 1
+    assert "training_host_install_dir, training_host_venv_dir" in result.output
 
 
 def test_aws_target_needs_outputs(aws, tmp_path):

@@ -1,0 +1,85 @@
+"""The script `ops train --on ec2` sends through SSM is POSIX sh: dash accepts it, paths with
+spaces survive quoting, and it stops at the first failing step with that step's exit code."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ops.ec2 import TrainingHost, remote_script
+
+# A python that records its arguments, one per line, and fails on the step named by FAIL_ON.
+FAKE_PYTHON = """#!/bin/sh
+for arg in "$@"; do printf '%s\\n' "$arg"; done >> "$CALLS"
+echo --- >> "$CALLS"
+[ "$3" != "$FAIL_ON" ] || exit 5
+"""
+
+
+def script_for(install_dir: Path) -> list[str]:
+    host = TrainingHost("i-0123456789abcdef0", str(install_dir), f"{install_dir}/.venv")
+    hyperparameters = {"learning-rate": "0.02", "arch": "resnet18"}
+    data_uri = "s3://bucket/data/dog images"
+    return remote_script(host, "eu-west-1", "bucket", data_uri, "run-1", hyperparameters)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    """An install dir with a space in its path and a fake venv python."""
+    install_dir = tmp_path / "opt" / "dog ops"
+    python = install_dir / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    return install_dir
+
+
+def run(script: list[str], tmp_path: Path, fail_on: str = "") -> tuple[int, list[list[str]]]:
+    path = tmp_path / "_script.sh"
+    path.write_text("\n".join(script) + "\n")
+    calls = tmp_path / "calls"
+    env = {"PATH": "/usr/bin:/bin", "CALLS": str(calls), "FAIL_ON": fail_on}
+    code = subprocess.run(["/bin/sh", str(path)], env=env, cwd=tmp_path, timeout=30).returncode
+    text = calls.read_text() if calls.exists() else ""
+    return code, [block.strip("\n").split("\n") for block in text.split("---\n") if block.strip()]
+
+
+def test_the_script_parses_as_posix_sh(host):
+    script = "\n".join(script_for(host))
+    assert "pipefail" not in script
+    checker = shutil.which("dash") or "/bin/sh"
+    result = subprocess.run([checker, "-n"], input=script, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_script_runs_each_step_with_the_venv_python_under_bin_sh(host, tmp_path):
+    code, calls = run(script_for(host), tmp_path)
+    assert code == 0
+    work = f"{host}/runs/run-1"
+    assert [call[:3] for call in calls] == [
+        ["-m", "ops.ec2", "fetch-data"],
+        ["-m", "ml.train", "--data"],
+        ["-m", "ops.ec2", "put-model"],
+    ]
+    assert calls[0][3:] == ["s3://bucket/data/dog images", f"{work}/data"]
+    assert calls[1][3:10] == [
+        f"{work}/data",
+        "--model-dir",
+        f"{work}/model",
+        "--output-data-dir",
+        f"{work}/output",
+        "--checkpoint-dir",
+        f"{work}/checkpoints",
+    ]
+    assert calls[1][-4:] == ["--learning-rate", "0.02", "--arch", "resnet18"]
+    assert calls[2][3:] == [f"{work}/model", "s3://bucket/models/run-1/output/model.tar.gz"]
+    assert Path(work).is_dir()
+
+
+def test_the_script_stops_at_the_first_failing_step(host, tmp_path):
+    code, calls = run(script_for(host), tmp_path, fail_on="fetch-data")
+    assert code == 5
+    assert len(calls) == 1  # no training, no upload
