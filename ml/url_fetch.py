@@ -156,9 +156,6 @@ def refusal_reason(address: IPAddress, policy: FetchPolicy) -> str | None:
             if reason:
                 return f"{address} embeds {carried}, and {reason}"
         return None
-    for network in _NOT_GLOBAL:
-        if address.version == network.version and address in network:
-            return f"{address} is in the special-purpose range {network}"
     for attribute in (
         "is_loopback",
         "is_link_local",
@@ -169,6 +166,9 @@ def refusal_reason(address: IPAddress, policy: FetchPolicy) -> str | None:
     ):
         if getattr(address, attribute):
             return f"{address} is a {attribute[3:].replace('_', '-')} address"
+    for network in _NOT_GLOBAL:
+        if address.version == network.version and address in network:
+            return f"{address} is in the special-purpose range {network}"
     if not address.is_global:
         return f"{address} is not a public address"
     return None

@@ -3,9 +3,11 @@ model artifact (trained once per session by the real training script)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,31 @@ def trained(synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     out = tmp_path_factory.mktemp("trained")
     result = run_training(synth_data, out, "--epochs", "8", "--learning-rate", "0.003")
     return out, result.stdout
+
+
+@contextlib.contextmanager
+def model_server_process(
+    trained_run: Path, folder: Path, settings: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """``python -m ops.model_server`` serving the run's model as ``model.tar.gz`` on a free port,
+    with ``settings`` added to its environment: (base URL, process, stderr log file)."""
+    from ops.model_server import pack_artifact
+
+    artifact = pack_artifact(trained_run / "model", folder / "model.tar.gz")
+    log = folder / "server.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ops.model_server", str(artifact), "--port", "0"],
+            cwd=REPO,
+            env={**os.environ, **settings},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        first_line = process.stdout.readline()
+        assert first_line.startswith("listening on "), log.read_text()
+        yield first_line.split()[-1], process, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

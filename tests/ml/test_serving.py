@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
-import subprocess
-import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -19,8 +16,7 @@ import pytest
 from PIL import Image
 
 from ml.url_fetch import FetchPolicy, UrlFetchError, fetch
-from ops.model_server import pack_artifact
-from tests.conftest import REPO
+from tests.conftest import model_server_process
 
 pytestmark = pytest.mark.slow
 BODY_LIMIT = 2 * 1024 * 1024
@@ -64,27 +60,13 @@ def image_host(sample_jpeg: bytes) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(trained: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The model server on a free port, loading model.tar.gz like an endpoint instance."""
-    artifact = pack_artifact(
-        trained[0] / "model", tmp_path_factory.mktemp("artifact") / "model.tar.gz"
-    )
-    env = {
-        **os.environ,
+    settings = {
         "INFERENCE_URL_ALLOW_NETWORKS": "127.0.0.1/32",
         "INFERENCE_URL_MAX_BYTES": str(BODY_LIMIT),
         "INFERENCE_MAX_BODY_BYTES": str(BODY_LIMIT),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ops.model_server", str(artifact), "--port", "0"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    first_line = process.stdout.readline()
-    assert first_line.startswith("listening on "), first_line
-    yield first_line.split()[-1]
-    process.terminate()
-    process.wait(timeout=30)
+    with model_server_process(trained[0], tmp_path_factory.mktemp("served"), settings) as served:
+        yield served[0]
 
 
 def invoke(server: str, body: bytes, content_type: str, **headers: str) -> httpx.Response:

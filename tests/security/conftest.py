@@ -3,9 +3,7 @@ may fetch from, and SageMaker runtime's wire format in front of it for the Lambd
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ops.model_server import pack_artifact
-from tests.conftest import REPO
+from tests.conftest import model_server_process
 from tests.security.hostile import HOSTILE_HOST, HostileImageServer, RuntimeShim
 
 URL_BUDGET_S = 2.0
@@ -44,30 +41,15 @@ def hostile() -> Iterator[str]:
 def model_server(
     trained: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ModelServer]:
-    folder = tmp_path_factory.mktemp("hostile-model")
-    artifact = pack_artifact(trained[0] / "model", folder / "model.tar.gz")
-    env = {
-        **os.environ,
+    settings = {
         "INFERENCE_URL_ALLOW_NETWORKS": f"{HOSTILE_HOST}/32",
         "INFERENCE_URL_TIMEOUT_S": str(URL_BUDGET_S),
         "INFERENCE_URL_MAX_BYTES": str(URL_MAX_BYTES),
         "MODEL_SERVER_LOG_LEVEL": "warning",
     }
-    log = folder / "server.log"
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ops.model_server", str(artifact), "--port", "0"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    first_line = process.stdout.readline()
-    assert first_line.startswith("listening on "), log.read_text()
-    yield ModelServer(first_line.split()[-1], process, log)
-    process.terminate()
-    process.wait(timeout=30)
+    folder = tmp_path_factory.mktemp("hostile-model")
+    with model_server_process(trained[0], folder, settings) as (url, process, log):
+        yield ModelServer(url, process, log)
 
 
 @pytest.fixture(scope="package")
