@@ -29,12 +29,11 @@ from ops.localcloud.moto import Moto
 from ops.localcloud.routes import RouteTable
 from ops.localcloud.sagemaker import SageMakerService
 from ops.localcloud.service import Context, Service
-from ops.localcloud.ssm.service import SsmService
 from ops.localcloud.supervisor import Supervisor
 
 log = logging.getLogger("dogops.localcloud")
 # In the order they quiesce when the local cloud stops (what starts work before what runs it).
-SERVICES: tuple[type[Service], ...] = (SageMakerService, SsmService, IamService)
+SERVICES: tuple[type[Service], ...] = (SageMakerService, IamService)
 DRAIN_S = 60.0  # for final uploads once the children are gone
 
 
@@ -65,11 +64,11 @@ class LocalCloud:
             restored = persist.restore(self.moto.client("s3"), self.home / "s3")
             if restored:
                 log.info("restored %d S3 objects from %s", restored, self.home / "s3")
-        sock, self.url = loopback.listen(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        context = Context(home=self.home, moto=self.moto, supervisor=self.supervisor, url=self.url)
+        context = Context(home=self.home, moto=self.moto, supervisor=self.supervisor)
         self.services = [kind(context) for kind in SERVICES]
         table = RouteTable(route for service in self.services for route in service.routes())
+        sock, self.url = loopback.listen(self.host, self.port)
+        self.port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(table, self.moto.url), log_level="warning")
         self._server = uvicorn.Server(config)
         return sock
@@ -101,6 +100,7 @@ class LocalCloud:
         try:
             self._server.run(sockets=[sock])
         finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut it short
             self._teardown()
 
     def stop(self) -> None:

@@ -11,6 +11,7 @@ its own SIGTERM, so a child started late is not killed early.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+log = logging.getLogger("dogops.localcloud")
 Sink = Callable[[str], None]
 GRACE_S = 10.0  # from SIGTERM to SIGKILL: time to write a checkpoint, close files, say goodbye
 
@@ -103,8 +105,12 @@ class Child:
     def _pump(self) -> None:
         try:
             for line in iter(self.process.stdout.readline, ""):
-                if self._sink is not None:
+                if self._sink is None:
+                    continue
+                try:
                     self._sink(line.rstrip("\n"))
+                except Exception:  # keep reading: a child blocked on a full pipe never ends
+                    log.exception("%s: the output sink failed on a line", self.name)
         finally:
             self.process.stdout.close()
             self._drained.set()

@@ -8,6 +8,9 @@ import os
 import subprocess
 import sys
 
+from typer.testing import CliRunner
+
+from ops.cli import app
 from ops.localcloud import control
 from tests.localcloud.conftest import run_ops
 
@@ -64,3 +67,15 @@ def test_ops_commands_do_not_import_the_server_side():
     # the web server.
     server_side = ("moto", "uvicorn", "starlette", "torch", "optuna", "ops.localcloud.app")
     assert imported("ops.localcloud.control", server_side) == []
+
+
+def test_env_prints_json_and_says_on_stderr_when_nothing_runs(cloud, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOGOPS_HOME", str(tmp_path))
+    missing = run_ops("local", "env", "--json", env=dict(os.environ))
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.startswith("error: the local cloud is not running")
+
+    control.register(cloud.url, os.getpid())  # the session's cloud, as `ops` finds it
+    answer = CliRunner().invoke(app, ["local", "env", "--json"])
+    assert answer.exit_code == 0
+    assert json.loads(answer.stdout) == cloud.environment()
