@@ -29,11 +29,12 @@ from ops.localcloud.moto import Moto
 from ops.localcloud.routes import RouteTable
 from ops.localcloud.sagemaker import SageMakerService
 from ops.localcloud.service import Context, Service
+from ops.localcloud.ssm.service import SsmService
 from ops.localcloud.supervisor import Supervisor
 
 log = logging.getLogger("dogops.localcloud")
 # In the order they quiesce when the local cloud stops (what starts work before what runs it).
-SERVICES: tuple[type[Service], ...] = (SageMakerService, IamService)
+SERVICES: tuple[type[Service], ...] = (SageMakerService, SsmService, IamService)
 DRAIN_S = 60.0  # for final uploads once the children are gone
 
 
@@ -64,11 +65,11 @@ class LocalCloud:
             restored = persist.restore(self.moto.client("s3"), self.home / "s3")
             if restored:
                 log.info("restored %d S3 objects from %s", restored, self.home / "s3")
-        context = Context(home=self.home, moto=self.moto, supervisor=self.supervisor)
-        self.services = [kind(context) for kind in SERVICES]
-        table = RouteTable(route for service in self.services for route in service.routes())
         sock, self.url = loopback.listen(self.host, self.port)
         self.port = sock.getsockname()[1]
+        context = Context(home=self.home, moto=self.moto, supervisor=self.supervisor, url=self.url)
+        self.services = [kind(context) for kind in SERVICES]
+        table = RouteTable(route for service in self.services for route in service.routes())
         config = uvicorn.Config(create_app(table, self.moto.url), log_level="warning")
         self._server = uvicorn.Server(config)
         return sock
