@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import boto3
 import httpx
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +15,7 @@ from ops.cli import app
 from ops.localcloud import control
 from ops.localcloud.ssm.host import TRAINING_HOST_ID
 from tests.localcloud.conftest import run_ops as ops
+from tests.localcloud.test_ssm import ssm_client
 
 
 def test_local_up_status_env_down(tmp_path):
@@ -108,13 +108,7 @@ def test_ops_train_two_instances_distributed(registered, synth_data):
 def ssm_invocation(cloud, comment: str) -> tuple[dict, dict]:
     """The SSM command with ``comment`` on the local training host: (its ListCommandInvocations
     row with details, its GetCommandInvocation)."""
-    ssm = boto3.client(
-        "ssm",
-        endpoint_url=cloud.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    ssm = ssm_client(cloud.url)
     [row] = [
         row
         for row in ssm.list_command_invocations(Details=True)["CommandInvocations"]

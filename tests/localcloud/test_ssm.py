@@ -18,15 +18,20 @@ from tests.localcloud.conftest import validate_response, wait_for
 TERMINAL = ("Success", "Failed", "TimedOut", "Cancelled")
 
 
-@pytest.fixture
-def ssm(cloud):
+def ssm_client(url: str):
+    """boto3's SSM client pointed at the local cloud at ``url``."""
     return boto3.client(
         "ssm",
-        endpoint_url=cloud.url,
+        endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+@pytest.fixture
+def ssm(cloud):
+    return ssm_client(cloud.url)
 
 
 def send(ssm, *commands: str, **parameters: list[str]) -> str:
@@ -173,13 +178,7 @@ def test_stopping_the_local_cloud_stops_running_commands():
     with tempfile.TemporaryDirectory() as home:
         cloud = LocalCloud(Path(home), persist=False).start()
         try:
-            client = boto3.client(
-                "ssm",
-                endpoint_url=cloud.url,
-                region_name="us-east-1",
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-            )
+            client = ssm_client(cloud.url)
             pid_file = Path(home) / "pid"
             send(client, f"echo $$ > {pid_file}", "sleep 300")
             wait_for(pid_file.exists, bool, timeout=30, poll=0.1)

@@ -5,10 +5,9 @@ training host. Shapes follow botocore's service model (the tests check them agai
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta
 
-from ops.localcloud.routes import Handler
+from ops.localcloud.routes import Handler, api_method
 from ops.localcloud.ssm.commands import (
     PLUGIN,
     TERMINAL,
@@ -19,7 +18,7 @@ from ops.localcloud.ssm.commands import (
     SsmBackend,
 )
 from ops.localcloud.ssm.host import TRAINING_HOST_ID
-from ops.localcloud.wire import AwsError, Call, page
+from ops.localcloud.wire import AwsError, page
 
 DOCUMENT = "AWS-RunShellScript"
 PARAMETERS = ("commands", "workingDirectory", "executionTimeout")
@@ -36,15 +35,14 @@ PLUGIN_OUTPUT_LIMIT = 2_500
 ERROR_SEPARATOR = "\n----------ERROR-------\n"  # between stdout and stderr in a plugin's Output
 
 
-def _answers_domain_errors(handler):
-    @functools.wraps(handler)
-    def wrapped(self, call: Call):
-        try:
-            return handler(self, call.region, call.params)
-        except NotFound as exc:
-            raise AwsError("InvalidCommandId", f"Command {exc} was not found") from exc
+def _aws_error(exc: Exception) -> AwsError | None:
+    """SSM's answer to a domain error."""
+    if isinstance(exc, NotFound):
+        return AwsError("InvalidCommandId", f"Command {exc} was not found")
+    return None
 
-    return wrapped
+
+_api = api_method(_aws_error)
 
 
 def _invalid(message: str) -> AwsError:
@@ -88,7 +86,7 @@ class SsmApi:
             "CancelCommand": self.cancel_command,
         }
 
-    @_answers_domain_errors
+    @_api
     def send_command(self, region: str, request: dict) -> dict:
         if request.get("DocumentName") != DOCUMENT:
             raise AwsError(
@@ -124,7 +122,7 @@ class SsmApi:
             self.runner.start(invocation)
         return {"Command": _describe(command)}
 
-    @_answers_domain_errors
+    @_api
     def get_command_invocation(self, region: str, request: dict) -> dict:
         plugin = request.get("PluginName")
         if plugin and plugin != PLUGIN:
@@ -157,7 +155,7 @@ class SsmApi:
                 "CloudWatchOutputConfig": _no_cloudwatch(),
             }
 
-    @_answers_domain_errors
+    @_api
     def list_command_invocations(self, region: str, request: dict) -> dict:
         details = bool(request.get("Details"))
         rows = [
@@ -170,7 +168,7 @@ class SsmApi:
         items, token = page(rows, request)
         return {"CommandInvocations": items, **token}
 
-    @_answers_domain_errors
+    @_api
     def list_commands(self, region: str, request: dict) -> dict:
         commands = [
             command
@@ -181,7 +179,7 @@ class SsmApi:
         items, token = page(rows, request)
         return {"Commands": items, **token}
 
-    @_answers_domain_errors
+    @_api
     def cancel_command(self, region: str, request: dict) -> dict:
         command = self.backend.command(region, request.get("CommandId", ""))
         chosen = request.get("InstanceIds") or list(command.invocations)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,7 @@ from pathlib import Path
 from ops.localcloud import control
 from ops.localcloud.service import Context
 from ops.localcloud.ssm.host import host_dir
-from ops.localcloud.supervisor import Child, SupervisorClosed
+from ops.localcloud.supervisor import Child, SupervisorClosed, Workers
 from ops.localcloud.wire import now
 
 log = logging.getLogger("dogops.localcloud")
@@ -157,8 +156,7 @@ class CommandRunner:
 
     def __init__(self, context: Context):
         self.context = context
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
+        self.workers = Workers()
 
     def environment(self) -> dict[str, str]:
         """The host's environment: this machine's, with the AWS settings an instance gets from
@@ -167,24 +165,12 @@ class CommandRunner:
         return {**inherited, **control.client_environment(self.context.url)}
 
     def start(self, invocation: Invocation) -> None:
-        thread = threading.Thread(
-            target=self._run, args=(invocation,), daemon=True, name=f"ssm-{invocation.command.id}"
-        )
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+        self.workers.start(f"ssm-{invocation.command.id}", self._run, invocation)
 
     def stop(self, invocation: Invocation, reason: str) -> None:
         child = invocation.request_stop(reason)
         if child is not None:
             child.kill()  # the agent kills the script's process group outright
-
-    def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self, invocation: Invocation) -> None:
         try:

@@ -20,4 +20,4 @@ class SsmService(Service):
 
     def drain(self, timeout: float) -> None:
         """The supervisor has stopped every script; record how each ended."""
-        self.runner.join(timeout)
+        self.runner.workers.join(timeout)
