@@ -65,16 +65,9 @@ def test_the_script_runs_each_step_with_the_venv_python_under_bin_sh(host, tmp_p
         ["-m", "ops.ec2", "put-model"],
     ]
     assert calls[0][3:] == ["s3://bucket/data/dog images", f"{work}/data"]
-    assert calls[1][3:10] == [
-        f"{work}/data",
-        "--model-dir",
-        f"{work}/model",
-        "--output-data-dir",
-        f"{work}/output",
-        "--checkpoint-dir",
-        f"{work}/checkpoints",
-    ]
-    assert calls[1][-4:] == ["--learning-rate", "0.02", "--arch", "resnet18"]
+    flags = dict(zip(calls[1][2::2], calls[1][3::2], strict=True))
+    assert (flags["--data"], flags["--model-dir"]) == (f"{work}/data", f"{work}/model")
+    assert (flags["--learning-rate"], flags["--arch"]) == ("0.02", "resnet18")
     assert calls[2][3:] == [f"{work}/model", "s3://bucket/models/run-1/output/model.tar.gz"]
     assert Path(work).is_dir()
 
