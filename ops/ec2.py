@@ -30,6 +30,7 @@ from ops.target import Target
 SSM_TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut"}
 HOST_OUTPUTS = ("training_host_instance_id", "training_host_install_dir", "training_host_venv_dir")
 RUNS = "runs"  # per-run folders under the install dir
+LOG_TAIL_LINES = 60  # of the training log, in the command's output (the last epochs, the test)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def remote_script(
     hyperparameters: dict[str, str],
 ) -> list[str]:
     """The commands for ``AWS-RunShellScript``: POSIX sh, one step a line, stopping at the
-    first failure (``set -eu``; no pipes, so nothing for pipefail to catch)."""
+    first failure with its exit code (``set -eu``; no pipes, so nothing for pipefail to
+    catch)."""
     work = f"{host.install_dir}/{RUNS}/{name}"
     python = f"{host.venv_dir}/bin/python"
     steps = [python, "-m", "ops.ec2"]  # this module's main(), on the host
@@ -87,13 +89,19 @@ def remote_script(
         f"{work}/checkpoints",
         *_flags(hyperparameters),
     ]
+    log = shlex.quote(f"{work}/train.log")
     return [
         "set -eu",
         f"export AWS_DEFAULT_REGION={shlex.quote(region)}",
         f"cd {shlex.quote(host.install_dir)}",
         f"mkdir -p {shlex.quote(work)}",
         shlex.join([*steps, "fetch-data", data_uri, f"{work}/data"]),
-        shlex.join(train),
+        # SSM keeps the first 24,000 characters of stdout, and the final metrics come last: the
+        # whole log stays on the host, the command's output ends with its last lines.
+        "train_status=0",
+        f"{shlex.join(train)} >{log} 2>&1 || train_status=$?",
+        f"tail -n {LOG_TAIL_LINES} {log}",
+        'if [ "$train_status" -ne 0 ]; then exit "$train_status"; fi',
         shlex.join([*steps, "put-model", f"{work}/model", model_uri(bucket, name)]),
     ]
 

@@ -11,10 +11,12 @@ import pytest
 
 from ops.ec2 import TrainingHost, remote_script
 
-# A python that records its arguments, one per line, and fails on the step named by FAIL_ON.
+# A python that records its arguments, one per line, says which step it is, and fails on the
+# step named by FAIL_ON.
 FAKE_PYTHON = """#!/bin/sh
 for arg in "$@"; do printf '%s\\n' "$arg"; done >> "$CALLS"
 echo --- >> "$CALLS"
+echo "python $2 $3"
 [ "$3" != "$FAIL_ON" ] || exit 5
 """
 
@@ -37,14 +39,17 @@ def host(tmp_path: Path) -> Path:
     return install_dir
 
 
-def run(script: list[str], tmp_path: Path, fail_on: str = "") -> tuple[int, list[list[str]]]:
+def run(script: list[str], tmp_path: Path, fail_on: str = ""):
+    """(the finished ``/bin/sh`` run of ``script``, the fake python's calls)."""
     path = tmp_path / "_script.sh"
     path.write_text("\n".join(script) + "\n")
     calls = tmp_path / "calls"
     env = {"PATH": "/usr/bin:/bin", "CALLS": str(calls), "FAIL_ON": fail_on}
-    code = subprocess.run(["/bin/sh", str(path)], env=env, cwd=tmp_path, timeout=30).returncode
+    result = subprocess.run(
+        ["/bin/sh", str(path)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
     text = calls.read_text() if calls.exists() else ""
-    return code, [block.strip("\n").split("\n") for block in text.split("---\n") if block.strip()]
+    return result, [block.strip("\n").split("\n") for block in text.split("---\n") if block]
 
 
 def test_the_script_parses_as_posix_sh(host):
@@ -56,8 +61,8 @@ def test_the_script_parses_as_posix_sh(host):
 
 
 def test_the_script_runs_each_step_with_the_venv_python_under_bin_sh(host, tmp_path):
-    code, calls = run(script_for(host), tmp_path)
-    assert code == 0
+    result, calls = run(script_for(host), tmp_path)
+    assert result.returncode == 0, result.stderr
     work = f"{host}/runs/run-1"
     assert [call[:3] for call in calls] == [
         ["-m", "ops.ec2", "fetch-data"],
@@ -73,6 +78,15 @@ def test_the_script_runs_each_step_with_the_venv_python_under_bin_sh(host, tmp_p
 
 
 def test_the_script_stops_at_the_first_failing_step(host, tmp_path):
-    code, calls = run(script_for(host), tmp_path, fail_on="fetch-data")
-    assert code == 5
+    result, calls = run(script_for(host), tmp_path, fail_on="fetch-data")
+    assert result.returncode == 5
     assert len(calls) == 1  # no training, no upload
+
+
+def test_a_failed_training_ends_the_script_with_its_code_after_the_end_of_its_log(host, tmp_path):
+    result, calls = run(script_for(host), tmp_path, fail_on="--data")
+    assert result.returncode == 5
+    assert [call[2] for call in calls] == ["fetch-data", "--data"]  # no upload
+    # Training output goes to the run's log on the host; the command's output ends with it.
+    assert (host / "runs" / "run-1" / "train.log").read_text() == "python ml.train --data\n"
+    assert result.stdout.endswith("python ml.train --data\n")
