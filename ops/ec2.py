@@ -146,16 +146,25 @@ def train_on_host(
 
 def _wait(ssm, command_id: str, instance_id: str, progress, poll_s: float) -> dict:
     """Poll GetCommandInvocation until the invocation ends. Right after SendCommand the
-    invocation may not exist yet (InvocationDoesNotExist): keep polling."""
-    while True:
-        try:
-            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
-        except ssm.exceptions.InvocationDoesNotExist:
-            invocation = {"Status": "Pending"}
-        progress("ec2-status", {"status": invocation["Status"]})
-        if invocation["Status"] in SSM_TERMINAL:
-            return invocation
-        time.sleep(poll_s)
+    invocation may not exist yet (InvocationDoesNotExist): keep polling. Ctrl-C stops waiting,
+    not the command: say so, and how to cancel it."""
+    try:
+        while True:
+            try:
+                invocation = ssm.get_command_invocation(
+                    CommandId=command_id, InstanceId=instance_id
+                )
+            except ssm.exceptions.InvocationDoesNotExist:
+                invocation = {"Status": "Pending"}
+            progress("ec2-status", {"status": invocation["Status"]})
+            if invocation["Status"] in SSM_TERMINAL:
+                return invocation
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        raise OpsError(
+            f"interrupted: SSM command {command_id} keeps running on {instance_id}; cancel it "
+            f"with `aws ssm cancel-command --command-id {command_id}`"
+        ) from None
 
 
 # -- the steps that run on the host ---------------------------------------------------------

@@ -163,6 +163,14 @@ def test_aws_train_sends_the_tuning_and_training_requests(aws, synth_data):
     assert listed["KeyCount"] > 0
 
 
+# The training host as Terraform's outputs name it (install_dir's default, its venv).
+HOST = {
+    "instance_id": "i-0123456789abcdef0",
+    "install_dir": "/opt/dogops",
+    "venv_dir": "/opt/dogops/.venv",
+}
+
+
 def with_training_host(outputs, **host: str) -> None:
     """Add the training host's Terraform outputs (terraform/envs/dev/outputs.tf) to the file."""
     document = json.loads(outputs.read_text())
@@ -193,16 +201,11 @@ def train_on_ec2(outputs, synth_data):
 
 def test_aws_train_on_ec2_runs_the_script_on_the_training_host(aws, synth_data):
     outputs, _, calls, _ = aws
-    with_training_host(
-        outputs,
-        instance_id="i-0123456789abcdef0",
-        install_dir="/opt/dogops",
-        venv_dir="/opt/dogops/.venv",
-    )
+    with_training_host(outputs, **HOST)
     result = train_on_ec2(outputs, synth_data)
     assert result.exit_code == 0, result.output
     command = sent(calls, "SendCommand")
-    assert command["InstanceIds"] == ["i-0123456789abcdef0"]
+    assert command["InstanceIds"] == [HOST["instance_id"]]
     assert command["DocumentName"] == "AWS-RunShellScript"
     lines = command["Parameters"]["commands"]
     artifact = json.loads(result.stdout)["model_artifact"]
@@ -226,7 +229,7 @@ def test_aws_train_on_ec2_runs_the_script_on_the_training_host(aws, synth_data):
 
 def test_aws_train_on_ec2_needs_the_training_host_outputs(aws, synth_data):
     outputs, *_ = aws
-    with_training_host(outputs, instance_id="i-0123456789abcdef0")
+    with_training_host(outputs, instance_id=HOST["instance_id"])
     result = train_on_ec2(outputs, synth_data)
     assert result.exit_code == 1
     assert "training_host_install_dir, training_host_venv_dir" in result.output
@@ -256,17 +259,26 @@ def test_aws_target_needs_data(aws):
     assert "--data" in result.output
 
 
-def test_ctrl_c_while_waiting_says_the_job_keeps_running(aws, synth_data):
+@pytest.mark.parametrize(
+    ("on", "event", "message"),
+    [
+        ("sagemaker", "tuning", "keeps running; stop it with `aws sagemaker stop-hyper"),
+        ("ec2", "ec2-status", f"keeps running on {HOST['instance_id']}; cancel it with `aws ssm"),
+    ],
+)
+def test_ctrl_c_while_waiting_says_the_work_keeps_running(aws, synth_data, on, event, message):
     from ops import training
     from ops.errors import OpsError
     from ops.target import resolve
 
     outputs, *_ = aws
+    with_training_host(outputs, **HOST)
 
-    def interrupt(event: str, info: dict) -> None:
-        if event == "tuning":
+    def interrupt(name: str, info: dict) -> None:
+        if name == event:
             raise KeyboardInterrupt
 
     plan = training.TrainPlan(data=synth_data, profile=training.PROFILES["aws"])
-    with pytest.raises(OpsError, match="keeps running; stop it with `aws sagemaker stop-hyper"):
-        training.train(resolve("aws", outputs), plan, progress=interrupt)
+    run = training.train_on_ec2 if on == "ec2" else training.train
+    with pytest.raises(OpsError, match=message):
+        run(resolve("aws", outputs), plan, progress=interrupt)
