@@ -137,8 +137,13 @@ def test_output_is_truncated_as_ssm_truncates_it(ssm):
     assert invocation["Status"] == "Success"
     assert invocation["StandardOutputContent"] == "".join(f"{i:0100d}" for i in range(240))
     assert len(invocation["StandardErrorContent"]) == 8_000
+    # The plugin's Output keeps the start of both streams, each marked where it was cut.
     listed = ssm.list_command_invocations(CommandId=command_id, Details=True)
-    assert len(listed["CommandInvocations"][0]["CommandPlugins"][0]["Output"]) == 2_500
+    output = listed["CommandInvocations"][0]["CommandPlugins"][0]["Output"]
+    assert len(output) <= 2_400
+    stdout, stderr = output.split("\n----------ERROR-------\n")
+    assert stdout.endswith("\n---Output truncated---") and stdout.startswith(f"{0:0100d}")
+    assert stderr.endswith("\n---Error truncated----") and stderr.startswith(f"{0:0100d}")
 
 
 def test_cancel_command_stops_it(ssm):

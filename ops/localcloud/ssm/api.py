@@ -26,13 +26,33 @@ DEFAULT_EXECUTION_TIMEOUT = 3600  # AWS-RunShellScript's default, in seconds
 MAX_EXECUTION_TIMEOUT = 172800  # 48 hours, the document's maximum
 # GetCommandInvocation returns "the first 24,000 characters written by the plugin to stdout"
 # and "the first 8,000 characters written by the plugin to stderr"; a CommandPlugin's Output
-# (ListCommandInvocations with Details) has a maximum length of 2,500. Sources:
+# (ListCommandInvocations with Details) has a maximum length of 2,500, and the agent fills it
+# with a 2,400-character summary of both streams (agent/contracts/plugin.go, TruncateOutput).
 # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html
 # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandPlugin.html
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
-PLUGIN_OUTPUT_LIMIT = 2_500
-ERROR_SEPARATOR = "\n----------ERROR-------\n"  # between stdout and stderr in a plugin's Output
+PLUGIN_OUTPUT_LIMIT = 2_400
+ERROR_TITLE = "\n----------ERROR-------\n"
+OUTPUT_CUT = "\n---Output truncated---"
+ERROR_CUT = "\n---Error truncated----"
+
+
+def plugin_output(stdout: str, stderr: str, limit: int = PLUGIN_OUTPUT_LIMIT) -> str:
+    """A plugin's Output as the agent summarises it: stdout, then stderr under an ERROR title;
+    when they do not fit, the long one is cut (both, each to half the room, if both are long),
+    with a marker where it was cut."""
+    title = ERROR_TITLE if stderr else ""
+    room = limit - len(title)
+    if len(stdout) + len(stderr) < room:
+        return stdout + title + stderr
+    half = room // 2
+    if len(stdout) > half and len(stderr) > half:
+        keep = (room - len(OUTPUT_CUT) - len(ERROR_CUT)) // 2
+        return stdout[:keep] + OUTPUT_CUT + title + stderr[:keep] + ERROR_CUT
+    if len(stdout) < half:
+        return stdout + title + stderr[: room - len(ERROR_CUT) - len(stdout)] + ERROR_CUT
+    return stdout[: room - len(OUTPUT_CUT) - len(stderr)] + OUTPUT_CUT + title + stderr
 
 
 def _aws_error(exc: Exception) -> AwsError | None:
@@ -259,9 +279,6 @@ def _invocation_row(invocation: Invocation, details: bool) -> dict:
             "CloudWatchOutputConfig": _no_cloudwatch(),
         }
         if details:
-            output = invocation.stdout
-            if invocation.stderr:
-                output += ERROR_SEPARATOR + invocation.stderr
             plugin = {
                 "Name": PLUGIN,
                 "Status": invocation.status,
@@ -269,7 +286,7 @@ def _invocation_row(invocation: Invocation, details: bool) -> dict:
                 "ResponseCode": invocation.response_code,
                 "ResponseStartDateTime": invocation.started,
                 "ResponseFinishDateTime": invocation.ended,
-                "Output": output[:PLUGIN_OUTPUT_LIMIT],
+                "Output": plugin_output(invocation.stdout, invocation.stderr),
                 "StandardOutputUrl": "",
                 "StandardErrorUrl": "",
                 "OutputS3Region": command.region,
