@@ -107,10 +107,9 @@ def _local_training_host() -> dict[str, str]:
     from ops.localcloud.control import home
     from ops.localcloud.ssm import host
 
-    venv = Path(sys.prefix)
-    if not (venv / "bin" / "python").exists():
-        raise OpsError(f"{venv} has no bin/python: run ops from the project's virtual environment")
-    install_dir, venv_dir = host.prepare(home(), REPO, venv)
+    # Not checked here, so that commands other than `--on ec2` never depend on it: a Python
+    # outside a virtual environment may lack bin/python, which the host's commands then report.
+    install_dir, venv_dir = host.prepare(home(), REPO, Path(sys.prefix))
     return {
         "training_host_instance_id": host.TRAINING_HOST_ID,
         "training_host_install_dir": str(install_dir),
