@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from ops.localcloud.app import LocalCloud
+from ops.localcloud.ssm.api import plugin_output
 from ops.localcloud.ssm.host import TRAINING_HOST_ID
 from tests.localcloud.conftest import validate_response, wait_for
 
@@ -191,3 +192,26 @@ def test_stopping_the_local_cloud_stops_running_commands():
         finally:
             cloud.stop()
         assert not Path(f"/proc/{shell}").exists()  # stop() returns once every child is reaped
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "kept_whole"),
+    [
+        ("out\n", "err\n", "both"),
+        ("o" * 5000, "err\n", "stderr"),  # a long stdout is cut, the error stays readable
+        ("out\n", "e" * 5000, "stdout"),
+    ],
+)
+def test_a_plugins_output_keeps_what_fits_and_marks_what_is_cut(stdout, stderr, kept_whole):
+    output = plugin_output(stdout, stderr)
+    assert len(output) <= 2_400
+    shown_out, shown_err = output.split("\n----------ERROR-------\n")
+    out_cut, err_cut = "\n---Output truncated---", "\n---Error truncated----"
+    if kept_whole in ("both", "stdout"):
+        assert shown_out == stdout
+    else:
+        assert shown_out == stdout[: len(shown_out) - len(out_cut)] + out_cut
+    if kept_whole in ("both", "stderr"):
+        assert shown_err == stderr
+    else:
+        assert shown_err == stderr[: len(shown_err) - len(err_cut)] + err_cut
