@@ -1,4 +1,5 @@
-"""S3 helpers shared by the commands: URI parsing and uploading a folder tree."""
+"""S3 helpers shared by the commands: URI parsing, uploading a folder tree and downloading one
+object."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not bucket:
         raise OpsError(f"{uri!r} names no bucket")
     return bucket, prefix.strip("/")
+
+
+def tree_files(root: Path) -> list[Path]:
+    """Every file under ``root``, sorted: what `upload_tree` sends."""
+    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
 def _existing_sizes(client, bucket: str, prefix: str) -> dict[str, int]:
@@ -45,7 +51,7 @@ def upload_tree(
     Returns (uploaded, skipped)."""
     bucket, prefix = parse_s3_uri(uri)
     client = client or boto3.client("s3")
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    files = tree_files(root)
     try:
         existing = _existing_sizes(client, bucket, prefix)
         todo = []
@@ -66,3 +72,16 @@ def upload_tree(
     except (ClientError, BotoCoreError) as exc:
         raise OpsError(f"upload to {uri} failed: {exc}") from exc
     return len(todo), len(files) - len(todo)
+
+
+def download_file(uri: str, destination: Path, *, client=None) -> Path:
+    """Download the object at ``uri`` to ``destination`` (its folder must exist)."""
+    bucket, key = parse_s3_uri(uri)
+    if not key:
+        raise OpsError(f"{uri!r} names no object")
+    client = client or boto3.client("s3")
+    try:
+        client.download_file(bucket, key, str(destination))
+    except (ClientError, BotoCoreError) as exc:
+        raise OpsError(f"could not download {uri}: {exc}") from exc
+    return destination

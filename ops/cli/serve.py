@@ -7,22 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 
-from ops import model_server
+from ops import model_server, s3
 from ops.errors import OpsError
-from ops.s3 import parse_s3_uri
 from ops.target import resolve
-
-
-def _fetch(uri: str, target: str, outputs: Path | None, folder: Path) -> Path:
-    bucket, key = parse_s3_uri(uri)
-    destination = folder / "model.tar.gz"
-    try:
-        resolve(target, outputs).client("s3").download_file(bucket, key, str(destination))
-    except (ClientError, BotoCoreError) as exc:
-        raise OpsError(f"could not download {uri} from the {target} target: {exc}") from exc
-    return destination
 
 
 def serve(
@@ -44,9 +32,10 @@ def serve(
 ) -> None:
     """Serve a model like the SageMaker container does: GET /ping, POST /invocations."""
     with tempfile.TemporaryDirectory(prefix="dogops-serve-") as tmp:  # the download, if any
-        path = (
-            _fetch(model, target, outputs, Path(tmp)) if model.startswith("s3://") else Path(model)
-        )
+        path = Path(model)
+        if model.startswith("s3://"):
+            client = resolve(target, outputs).client("s3")
+            path = s3.download_file(model, Path(tmp) / "model.tar.gz", client=client)
         try:
             model_server.serve(path, host, port)
         except model_server.ArtifactError as exc:
