@@ -1,8 +1,9 @@
-"""S3 helpers shared by the commands: URI parsing, uploading a folder tree and downloading one
-object."""
+"""S3 helpers shared by the commands: URI parsing, a folder tree's content digest, uploading
+a folder tree and downloading one object."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,8 +25,20 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def tree_files(root: Path) -> list[Path]:
-    """Every file under ``root``, sorted: what `upload_tree` sends."""
+    """Every file under ``root``, sorted: what `upload_tree` sends and `tree_digest` covers."""
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def tree_digest(root: Path) -> str:
+    """SHA-256 (hex) over every file's relative path, size and content: two folders get the
+    same digest only when `upload_tree` would send the same keys with the same bytes."""
+    manifest = hashlib.sha256()
+    for path in tree_files(root):
+        with path.open("rb") as f:
+            content = hashlib.file_digest(f, "sha256").hexdigest()
+        line = f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0{content}\n"
+        manifest.update(line.encode())
+    return manifest.hexdigest()
 
 
 def _existing_sizes(client, bucket: str, prefix: str) -> dict[str, int]:

@@ -4,6 +4,7 @@ This is the only place that knows the difference. A `Target` carries a boto3 ses
 endpoint URL (the local cloud's, or None for AWS) and the names of the infrastructure (bucket,
 roles, ...): on AWS from Terraform's outputs, locally from a bootstrap that creates the same
 resources in the local cloud. Everything downstream just calls ``target.client(service)``.
+What else differs by target, `train_defaults` says: `ops train`'s profile and default data.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ops.errors import OpsError
+from ops.profile import Profile
 
 REPO = Path(__file__).resolve().parent.parent
 TERRAFORM_ENV = REPO / "terraform" / "envs" / "dev"
@@ -36,6 +38,49 @@ _SAGEMAKER_TRUST = {
         }
     ],
 }
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """What `ops train` does on a target unless told otherwise."""
+
+    profile: Profile
+    data: Path | None  # trained on when no data is given (synthesised if missing); None: required
+
+
+TRAIN_DEFAULTS = {
+    # A quick run that learns the synthetic set on a laptop CPU.
+    "local": TrainDefaults(
+        Profile(
+            arch="resnet18",
+            weights="none",
+            image_size=64,
+            epochs=8,
+            learning_rates=(0.001, 0.1),
+            batch_sizes=(32, 64, 128, 256, 512),
+        ),
+        data=Path("data/synth"),
+    ),
+    # The real model: pretrained ResNet-50 at 224 px on the 6,680 training images.
+    "aws": TrainDefaults(
+        Profile(
+            arch="resnet50",
+            weights="imagenet",
+            image_size=224,
+            epochs=5,
+            learning_rates=(0.001, 0.1),
+            batch_sizes=(32, 64, 128, 256, 512),
+        ),
+        data=None,
+    ),
+}
+
+
+def train_defaults(name: str) -> TrainDefaults:
+    try:
+        return TRAIN_DEFAULTS[name]
+    except KeyError:
+        raise OpsError(f"unknown target {name!r}; use one of {', '.join(TARGETS)}") from None
 
 
 @dataclass

@@ -1,19 +1,14 @@
 """`ops train`: data to S3, a hyperparameter tuning job, then training with the best values.
 
-Everything goes through the SageMaker API of a `Target` (the local cloud or AWS), with the
-requests the SageMaker training toolkit understands (``sagemaker_program`` and
-``sagemaker_submit_directory`` hyperparameters, a source tarball of ``ml/``), so the same
-requests run in the AWS PyTorch containers and in the local cloud.
+Everything goes through the SageMaker API of a `Target` (the local cloud or AWS): ops/staging.py
+puts the code and data in S3, ops/job_requests.py builds the requests, and this module starts
+the jobs, waits for them and reports the result.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import secrets
-import tarfile
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,70 +16,21 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-import ml
-from ml.layout import DataLayoutError, validate_layout
-from ops import s3
 from ops.errors import OpsError
+from ops.job_requests import (
+    UNTUNED_DEFAULTS,
+    TrainPlan,
+    training_request,
+    tuning_request,
+)
 from ops.jsonfile import write_atomic
-from ops.metrics import METRIC_DEFINITIONS
+
+# ENTRY_POINT and source_tarball: their old import path, which the local cloud's tests use.
+from ops.staging import ENTRY_POINT, Progress, source_tarball, stage_data, stage_source  # noqa: F401
 from ops.target import Target
 
-OBJECTIVE_METRIC = "Test Loss"
-ENTRY_POINT = "ml/train.py"
-# AWS Deep Learning Container for PyTorch training (account 763104351884 serves most regions).
-DLC_ACCOUNT = "763104351884"
-DLC_TAG_CPU = "2.8.0-cpu-py312-ubuntu22.04-sagemaker"
-DLC_TAG_GPU = "2.8.0-gpu-py312-cu129-ubuntu22.04-sagemaker"
-GPU_FAMILIES = ("ml.p", "ml.g")
 TERMINAL = {"Completed", "Failed", "Stopped"}
-# Used when tuning is skipped and no value is given: the original project's tuning result.
-UNTUNED_DEFAULTS = {"learning-rate": "0.00834462420525608", "batch-size": "32"}
-
-
-@dataclass
-class Profile:
-    """Static hyperparameters (every trial and the final job get them)."""
-
-    arch: str
-    weights: str
-    image_size: int
-    epochs: int
-
-    def hyperparameters(self) -> dict[str, str]:
-        return {
-            "arch": self.arch,
-            "weights": self.weights,
-            "image-size": str(self.image_size),
-            "epochs": str(self.epochs),
-        }
-
-
-# Locally the default is a quick run that learns the synthetic set on a laptop CPU; on AWS,
-# the real model: pretrained ResNet-50 at 224 px.
-PROFILES = {
-    "local": Profile(arch="resnet18", weights="none", image_size=64, epochs=8),
-    "aws": Profile(arch="resnet50", weights="imagenet", image_size=224, epochs=5),
-}
-
-
-@dataclass
-class TrainPlan:
-    data: Path | None = None  # a local dogImages folder to upload
-    data_uri: str | None = None  # or data already in S3
-    profile: Profile = field(default_factory=lambda: PROFILES["local"])
-    tune: bool = True
-    max_jobs: int = 2
-    max_parallel: int = 1
-    strategy: str = "Bayesian"
-    learning_rate_range: tuple[float, float] = (0.001, 0.1)
-    batch_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
-    hyperparameters: dict[str, str] = field(default_factory=dict)  # explicit, win over tuning
-    instance_count: int = 1
-    tuning_instance_type: str = "ml.m5.xlarge"
-    training_instance_type: str = "ml.m5.2xlarge"
-    image_uri: str | None = None
-    max_runtime_s: int = 24 * 3600
-    random_seed: int | None = None
+TEST_ACCURACY = "Test Accuracy"  # the metric line ml/train.py prints after training
 
 
 @dataclass
@@ -101,186 +47,20 @@ class TrainResult:
     metrics: dict[str, float]
     seconds: float
     recorded: str = ""
+    # The final model's accuracy on the test split (a fraction); None when it was not measured.
+    test_accuracy: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.test_accuracy = self.metrics.get(TEST_ACCURACY)
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-Progress = Callable[[str, dict], None]
 
 
 def _stamp() -> str:
     """Time to the second plus 4 hex digits: two runs in the same second do not collide, and
     ``dogops-hpo-<stamp>`` stays within the 32 characters a tuning job name may have."""
     return datetime.now(UTC).strftime("%y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def image_uri(region: str, instance_type: str) -> str:
-    tag = DLC_TAG_GPU if instance_type.startswith(GPU_FAMILIES) else DLC_TAG_CPU
-    return f"{DLC_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/pytorch-training:{tag}"
-
-
-def source_tarball() -> bytes:
-    """``ml/`` as SageMaker's ``sourcedir.tar.gz``: the entry point is ``ml/train.py``."""
-    package = Path(ml.__file__).resolve().parent
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(package.rglob("*.py")):
-            if "__pycache__" not in path.parts:
-                tar.add(path, arcname=f"ml/{path.relative_to(package).as_posix()}")
-    return buffer.getvalue()
-
-
-def stage_data(target: Target, plan: TrainPlan, progress: Progress) -> str:
-    if plan.data_uri:
-        return plan.data_uri.rstrip("/")
-    if plan.data is None:
-        raise OpsError("give a data folder (--data) or an S3 URI (--data-uri)")
-    try:
-        layout = validate_layout(plan.data)
-    except DataLayoutError as exc:
-        raise OpsError(f"{plan.data}: {exc}") from exc
-    uri = f"s3://{target.bucket}/data/{plan.data.resolve().name}"
-    progress("upload", {"uri": uri, "images": sum(layout.counts.values())})
-    uploaded, skipped = s3.upload_tree(plan.data, uri, client=target.client("s3"))
-    progress("uploaded", {"uri": uri, "uploaded": uploaded, "skipped": skipped})
-    return uri
-
-
-def stage_source(target: Target, run: str) -> str:
-    key = f"code/{run}/sourcedir.tar.gz"
-    try:
-        target.client("s3").put_object(Bucket=target.bucket, Key=key, Body=source_tarball())
-    except (ClientError, BotoCoreError) as exc:
-        raise OpsError(f"could not upload the code to s3://{target.bucket}/{key}: {exc}") from exc
-    return f"s3://{target.bucket}/{key}"
-
-
-def _job_definition(
-    target: Target,
-    plan: TrainPlan,
-    data_uri: str,
-    source_uri: str,
-    instance_type: str,
-    instance_count: int,
-    run: str,
-) -> dict:
-    toolkit = {
-        # JSON-encoded, as the SageMaker SDKs send them; the training toolkit decodes them.
-        "sagemaker_program": json.dumps(ENTRY_POINT),
-        "sagemaker_submit_directory": json.dumps(source_uri),
-        "sagemaker_region": json.dumps(target.region),
-    }
-    if instance_count > 1:
-        toolkit["sagemaker_torch_distributed_enabled"] = "true"
-    return {
-        "AlgorithmSpecification": {
-            "TrainingImage": plan.image_uri or image_uri(target.region, instance_type),
-            "TrainingInputMode": "File",
-            "MetricDefinitions": METRIC_DEFINITIONS,
-        },
-        "RoleArn": target.sagemaker_role_arn,
-        "InputDataConfig": [
-            {
-                "ChannelName": "training",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": data_uri,
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-                "InputMode": "File",
-            }
-        ],
-        "OutputDataConfig": {"S3OutputPath": f"s3://{target.bucket}/models"},
-        "ResourceConfig": {
-            "InstanceType": instance_type,
-            "InstanceCount": instance_count,
-            "VolumeSizeInGB": 30,
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": plan.max_runtime_s},
-        # Every epoch's checkpoint; a restarted job resumes from it (ml/train.py --resume auto).
-        "CheckpointConfig": {"S3Uri": f"s3://{target.bucket}/checkpoints/{run}"},
-        "StaticHyperParameters": {
-            **toolkit,
-            **plan.profile.hyperparameters(),
-            **plan.hyperparameters,
-        },
-    }
-
-
-def tuning_request(
-    target: Target, plan: TrainPlan, data_uri: str, source_uri: str, name: str
-) -> dict:
-    definition = _job_definition(
-        target, plan, data_uri, source_uri, plan.tuning_instance_type, 1, name
-    )
-    # Trials must not resume from each other's checkpoints.
-    definition.pop("CheckpointConfig")
-    tuned = {
-        "ContinuousParameterRanges": [],
-        "IntegerParameterRanges": [],
-        "CategoricalParameterRanges": [],
-    }
-    if "learning-rate" not in plan.hyperparameters:
-        low, high = plan.learning_rate_range
-        tuned["ContinuousParameterRanges"].append(
-            {
-                "Name": "learning-rate",
-                "MinValue": repr(low),
-                "MaxValue": repr(high),
-                "ScalingType": "Logarithmic",
-            }
-        )
-    if "batch-size" not in plan.hyperparameters:
-        tuned["CategoricalParameterRanges"].append(
-            {
-                "Name": "batch-size",
-                "Values": [str(b) for b in plan.batch_sizes],
-            }
-        )
-    if not any(tuned.values()):
-        raise OpsError(
-            "nothing to tune: learning-rate and batch-size are both fixed; use --skip-tuning"
-        )
-    config = {
-        "Strategy": plan.strategy,
-        "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": OBJECTIVE_METRIC},
-        "ResourceLimits": {
-            "MaxNumberOfTrainingJobs": plan.max_jobs,
-            "MaxParallelTrainingJobs": plan.max_parallel,
-        },
-        "ParameterRanges": tuned,
-        "TrainingJobEarlyStoppingType": "Off",
-    }
-    if plan.random_seed is not None:
-        config["RandomSeed"] = plan.random_seed
-    return {
-        "HyperParameterTuningJobName": name,
-        "HyperParameterTuningJobConfig": config,
-        "TrainingJobDefinition": definition,
-    }
-
-
-def training_request(
-    target: Target,
-    plan: TrainPlan,
-    data_uri: str,
-    source_uri: str,
-    name: str,
-    hyperparameters: dict[str, str],
-) -> dict:
-    definition = _job_definition(
-        target, plan, data_uri, source_uri, plan.training_instance_type, plan.instance_count, name
-    )
-    static = definition.pop("StaticHyperParameters")
-    return {
-        "TrainingJobName": name,
-        # A restarted job (spot interruption, ...) continues from the synced checkpoint.
-        "HyperParameters": {**static, "resume": "auto", **hyperparameters, **plan.hyperparameters},
-        **definition,
-    }
 
 
 @contextmanager
@@ -328,6 +108,14 @@ def _wait_training(target: Target, name: str, progress: Progress, poll_s: float)
         time.sleep(poll_s)
 
 
+def _data_uri(target: Target, plan: TrainPlan, progress: Progress) -> str:
+    if plan.data_uri:
+        return plan.data_uri.rstrip("/")
+    if plan.data is None:
+        raise OpsError("give a data folder (--data) or an S3 URI (--data-uri)")
+    return stage_data(target, plan.data, progress)
+
+
 def _trial_row(summary: dict) -> dict:
     metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
     return {
@@ -349,7 +137,7 @@ def train(
     run = f"dogops-{_stamp()}"
     sm = target.client("sagemaker")
     try:
-        data_uri = stage_data(target, plan, progress)
+        data_uri = _data_uri(target, plan, progress)
         source_uri = stage_source(target, run)
         best: dict[str, str] = {}
         best_objective = None
@@ -423,7 +211,7 @@ def train_on_ec2(
         **plan.hyperparameters,
     }
     host = ec2.TrainingHost.from_outputs(target.outputs)
-    data_uri = stage_data(target, plan, progress)
+    data_uri = _data_uri(target, plan, progress)
     artifact, metrics = ec2.train_on_host(target, host, data_uri, name, hyperparameters, progress)
     result = TrainResult(
         target=target.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from enum import StrEnum
@@ -16,11 +17,17 @@ from rich.text import Text
 
 from ops import training
 from ops.errors import OpsError
+from ops.job_requests import OBJECTIVE_METRIC, TrainPlan
 from ops.localcloud.control import home
 from ops.synth import synthesize
-from ops.target import resolve
+from ops.target import TRAIN_DEFAULTS, resolve, train_defaults
 
-DEFAULT_LOCAL_DATA = Path("data/synth")
+
+def _per_target(attribute: str) -> str:
+    """``local X, aws Y``: a profile value on each target, for the options' help."""
+    return ", ".join(
+        f"{name} {getattr(d.profile, attribute)}" for name, d in TRAIN_DEFAULTS.items()
+    )
 
 
 class TargetName(StrEnum):
@@ -103,8 +110,7 @@ class LiveView:
                 title=(
                     f"tuning: {self.tuning['HyperParameterTuningJobStatus']}, "
                     f"{counters['Completed']}/{limits['MaxNumberOfTrainingJobs']} trials done, "
-                    f"best {training.OBJECTIVE_METRIC} "
-                    + (f"{best:.4f}" if best is not None else "-")
+                    f"best {OBJECTIVE_METRIC} " + (f"{best:.4f}" if best is not None else "-")
                 ),
                 title_justify="left",
             )
@@ -113,7 +119,7 @@ class LiveView:
                 "status",
                 "learning-rate",
                 "batch-size",
-                training.OBJECTIVE_METRIC,
+                OBJECTIVE_METRIC,
             ):
                 table.add_column(column)
             prefix = self.tuning["HyperParameterTuningJobName"] + "-"
@@ -191,15 +197,15 @@ def train(
         int,
         typer.Option(help="Instances for the final job (>1: distributed data parallel).", min=1),
     ] = 1,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (local 8, aws 5).", min=1)] = None,
-    arch: Annotated[
-        Arch | None, typer.Option(help="Backbone (local resnet18, aws resnet50).")
+    epochs: Annotated[
+        int | None, typer.Option(help=f"Epochs ({_per_target('epochs')}).", min=1)
     ] = None,
+    arch: Annotated[Arch | None, typer.Option(help=f"Backbone ({_per_target('arch')}).")] = None,
     image_size: Annotated[
-        int | None, typer.Option(help="Image side (local 64, aws 224).", min=32)
+        int | None, typer.Option(help=f"Image side ({_per_target('image_size')}).", min=32)
     ] = None,
     weights: Annotated[
-        Weights | None, typer.Option(help="Pretrained weights (local none, aws imagenet).")
+        Weights | None, typer.Option(help=f"Pretrained weights ({_per_target('weights')}).")
     ] = None,
     tuning_instance_type: Annotated[str, typer.Option()] = "ml.m5.xlarge",
     instance_type: Annotated[str, typer.Option(help="Final job's instance type.")] = (
@@ -211,24 +217,26 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Tuning's random seed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Tune learning rate (0.001-0.1) and batch size (32-512) for the lowest Test Loss, then
+    """Tune learning rate and batch size (over the target's ranges) for the lowest Test Loss, then
     train with the best values; prints them and the model artifact's S3 URI, and records the
     result for `ops promote-endpoint`."""
-    base = training.PROFILES[target.value]
-    profile = training.Profile(
+    defaults = train_defaults(target.value)
+    base = defaults.profile
+    profile = dataclasses.replace(
+        base,
         arch=arch.value if arch else base.arch,
         weights=weights.value if weights else base.weights,
         image_size=image_size or base.image_size,
         epochs=epochs or base.epochs,
     )
     if data is None and data_uri is None:
-        if target is TargetName.aws:
-            raise OpsError("--target aws needs --data FOLDER or --data-uri s3://...")
-        data = DEFAULT_LOCAL_DATA
+        if defaults.data is None:
+            raise OpsError(f"--target {target.value} needs --data FOLDER or --data-uri s3://...")
+        data = defaults.data
         if not data.exists():
             typer.echo(f"{data} does not exist: synthesising a small data set there", err=True)
             synthesize(data, classes=5, per_class=24, size=128, seed=0)
-    plan = training.TrainPlan(
+    plan = TrainPlan(
         data=data,
         data_uri=data_uri,
         profile=profile,
@@ -257,11 +265,11 @@ def train(
         return
     typer.echo(f"best hyperparameters: {json.dumps(result.best_hyperparameters)}")
     if result.best_objective is not None:
-        typer.echo(
-            f"best {training.OBJECTIVE_METRIC}: {result.best_objective:.4f} ({result.tuning_job})"
-        )
+        typer.echo(f"best {OBJECTIVE_METRIC}: {result.best_objective:.4f} ({result.tuning_job})")
     shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     typer.echo(f"training job: {result.training_job} ({shown})")
+    if result.test_accuracy is not None:
+        typer.echo(f"test accuracy: {result.test_accuracy:.1%}")
     typer.echo(f"model artifact: {result.model_artifact}")
     typer.echo(f"took {result.seconds:.0f} s; recorded in {result.recorded}")
 

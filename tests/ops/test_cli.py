@@ -190,3 +190,34 @@ def test_serve_refuses_a_folder_that_is_not_an_artifact(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", str(tmp_path), "--port", "0"])
     assert result.exit_code == 1
     assert "no code/inference.py" in result.stderr
+
+
+def test_train_summary_and_json_show_the_final_models_test_accuracy(
+    small_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ops.cli import train as train_cli
+    from ops.training import TrainResult
+
+    def trained(*_: object) -> TrainResult:
+        return TrainResult(
+            target="local",
+            data_uri="s3://b/data/d-0123456789ab",
+            tuning_job="hpo",
+            trials=[],
+            best_hyperparameters={"learning-rate": "0.003", "batch-size": "16"},
+            best_objective=0.2,
+            training_job="train",
+            instance_count=1,
+            model_artifact="s3://b/models/train/output/model.tar.gz",
+            metrics={"Test Loss": 0.2, "Test Accuracy": 29 / 30},
+            seconds=1.0,
+        )
+
+    monkeypatch.setenv("DOGOPS_HOME", str(tmp_path))
+    monkeypatch.setattr(train_cli, "resolve", lambda *_: None)
+    monkeypatch.setattr(train_cli.training, "train", trained)
+    shown = runner.invoke(app, ["train", "--data", str(small_set)])
+    assert shown.exit_code == 0, shown.output
+    assert "test accuracy: 96.7%" in shown.stdout
+    as_json = runner.invoke(app, ["train", "--data", str(small_set), "--json"])
+    assert json.loads(as_json.stdout)["test_accuracy"] == pytest.approx(29 / 30)

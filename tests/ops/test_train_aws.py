@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 
 import boto3
@@ -95,7 +96,10 @@ def test_aws_train_sends_the_tuning_and_training_requests(aws, synth_data):
         ],
     )
     assert result.exit_code == 0, result.output
-    data_uri = f"s3://{BUCKET}/data/{synth_data.name}"
+    document = json.loads(result.stdout)
+    data_uri = document["data_uri"]
+    # The folder's name, then a digest of its content (tests/ops/test_staging.py).
+    assert re.fullmatch(rf"s3://{BUCKET}/data/{synth_data.name}-[0-9a-f]{{12}}", data_uri)
 
     tuning = sent(calls, "CreateHyperParameterTuningJob")
     config = tuning["HyperParameterTuningJobConfig"]
@@ -155,11 +159,11 @@ def test_aws_train_sends_the_tuning_and_training_requests(aws, synth_data):
     assert training["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/models"}
     assert training["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
 
-    document = json.loads(result.stdout)
     assert document["target"] == "aws"
-    assert document["data_uri"] == data_uri
     # The data really went to the bucket.
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"data/{synth_data.name}/train/")
+    listed = s3.list_objects_v2(
+        Bucket=BUCKET, Prefix=f"{data_uri[len(f's3://{BUCKET}/') :]}/train/"
+    )
     assert listed["KeyCount"] > 0
 
 
@@ -215,9 +219,9 @@ def test_aws_train_on_ec2_runs_the_script_on_the_training_host(aws, synth_data):
     # POSIX sh for dash (AWS-RunShellScript's /bin/sh on Ubuntu): no pipefail, no bashisms.
     assert lines[0] == "set -eu"
     assert "cd /opt/dogops" in lines  # where the user data checks the project out
-    assert f"{python} -m ops.ec2 fetch-data s3://{BUCKET}/data/{synth_data.name} {work}/data" in (
-        lines
-    )
+    data_uri = json.loads(result.stdout)["data_uri"]
+    assert data_uri.startswith(f"s3://{BUCKET}/data/{synth_data.name}-")
+    assert f"{python} -m ops.ec2 fetch-data {data_uri} {work}/data" in lines
     [train] = [line for line in lines if " -m ml.train " in line]
     assert train.startswith(f"{python} -m ml.train --data {work}/data --model-dir {work}/model ")
     assert "--learning-rate 0.02 " in train and "--batch-size 32" in train
@@ -269,7 +273,7 @@ def test_aws_target_needs_data(aws):
 def test_ctrl_c_while_waiting_says_the_work_keeps_running(aws, synth_data, on, event, message):
     from ops import training
     from ops.errors import OpsError
-    from ops.target import resolve
+    from ops.target import resolve, train_defaults
 
     outputs, *_ = aws
     with_training_host(outputs, **HOST)
@@ -278,7 +282,7 @@ def test_ctrl_c_while_waiting_says_the_work_keeps_running(aws, synth_data, on, e
         if name == event:
             raise KeyboardInterrupt
 
-    plan = training.TrainPlan(data=synth_data, profile=training.PROFILES["aws"])
+    plan = training.TrainPlan(data=synth_data, profile=train_defaults("aws").profile)
     run = training.train_on_ec2 if on == "ec2" else training.train
     with pytest.raises(OpsError, match=message):
         run(resolve("aws", outputs), plan, progress=interrupt)
