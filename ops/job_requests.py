@@ -15,7 +15,7 @@ from ops.errors import OpsError
 from ops.metrics import METRIC_DEFINITIONS
 from ops.profile import Profile
 from ops.staging import ENTRY_POINT
-from ops.target import Target, train_defaults
+from ops.target import Target
 
 OBJECTIVE_METRIC = "Test Loss"
 # AWS Deep Learning Container for PyTorch training (account 763104351884 serves most regions).
@@ -29,9 +29,9 @@ UNTUNED_DEFAULTS = {"learning-rate": "0.00834462420525608", "batch-size": "32"}
 
 @dataclass
 class TrainPlan:
+    profile: Profile  # the target's (ops.target.train_defaults), with the user's overrides
     data: Path | None = None  # a local dogImages folder to upload
     data_uri: str | None = None  # or data already in S3
-    profile: Profile = field(default_factory=lambda: train_defaults("local").profile)
     tune: bool = True
     max_jobs: int = 2
     max_parallel: int = 1
