@@ -49,15 +49,19 @@ class TrainDefaults:
 
 
 TRAIN_DEFAULTS = {
-    # A quick run that learns the synthetic set on a laptop CPU.
+    # The quickstart: ~120 synthetic images on a laptop CPU, random weights (no download). At
+    # 32 px a random frozen ResNet-18 separates the synthetic classes (hue and shape) better than
+    # at 64 px, in a quarter of the time. Batches of 8-32 give 4-15 steps an epoch (512 gave
+    # one: 8 steps in a run); the AdamW-trained head is unstable above 0.01. Every point of this
+    # space reaches test accuracy >= 0.9: tests/ops/test_local_profile.py trains its corners.
     "local": TrainDefaults(
         Profile(
             arch="resnet18",
             weights="none",
-            image_size=64,
-            epochs=8,
-            learning_rates=(0.001, 0.1),
-            batch_sizes=(32, 64, 128, 256, 512),
+            image_size=32,
+            epochs=12,
+            learning_rates=(0.001, 0.01),
+            batch_sizes=(8, 16, 32),
         ),
         data=Path("data/synth"),
     ),
