@@ -38,6 +38,7 @@ def test_artifact_is_self_contained_for_the_serving_container(trained: tuple[Pat
     config = json.loads((model_dir / "model_config.json").read_text())
     assert config["arch"] == "resnet18" and config["num_classes"] == 4
     assert config["class_names"][0] == "Affenpinscher" and config["image_size"] == 64
+    assert config["feature_norm"] is True  # a loader must rebuild the norm layer before the head
     assert (model_dir / "code" / "inference.py").is_file()
     assert {"model.py", "data.py", "url_fetch.py", "inference.py"} <= {
         p.name for p in (model_dir / "code" / "ml").iterdir()
