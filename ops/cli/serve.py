@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ops import model_server, s3
+from ops import s3
 from ops.errors import OpsError
 from ops.target import resolve
 
@@ -36,6 +36,8 @@ def serve(
         if model.startswith("s3://"):
             client = resolve(target, outputs).client("s3")
             path = s3.download_file(model, Path(tmp) / "model.tar.gz", client=client)
+        from ops import model_server  # uvicorn and torch: only when serving
+
         try:
             model_server.serve(path, host, port)
         except model_server.ArtifactError as exc:
