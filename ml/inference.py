@@ -124,6 +124,8 @@ def model_fn(model_dir: str) -> LoadedModel:
         num_classes=meta["num_classes"],
         hidden=meta["hidden"],
         dropout=meta["dropout"],
+        # Artifacts from before the feature norm have neither the key nor the layer.
+        feature_norm=meta.get("feature_norm", False),
     )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model(config, weights="none")

@@ -221,3 +221,25 @@ def test_loopback_is_refused_without_the_allow_list(image_host: str) -> None:
     host_name_url = image_host.replace("127.0.0.1", "localhost")
     with pytest.raises(UrlFetchError, match="loopback"):
         fetch(f"{host_name_url}/dog.jpg", FetchPolicy())
+
+
+@pytest.mark.parametrize("feature_norm", [False, True])
+def test_model_fn_loads_artifacts_from_before_and_after_the_feature_norm(
+    tmp_path: Path, feature_norm: bool
+) -> None:
+    import torch
+
+    from ml.inference import model_fn
+    from ml.model import ModelConfig, build_model
+
+    config = ModelConfig(
+        arch="resnet18", num_classes=3, hidden=32, dropout=0.1, feature_norm=feature_norm
+    )
+    torch.save(build_model(config, weights="none").state_dict(), tmp_path / "model.pth")
+    meta = {"arch": "resnet18", "num_classes": 3, "hidden": 32, "dropout": 0.1}
+    meta |= {"class_names": ["a", "b", "c"], "image_size": 32}
+    if feature_norm:  # older artifacts do not have the key
+        meta["feature_norm"] = True
+    (tmp_path / "model_config.json").write_text(json.dumps(meta))
+    loaded = model_fn(str(tmp_path))
+    assert isinstance(loaded.model.norm, torch.nn.LayerNorm) == feature_norm
