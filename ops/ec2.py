@@ -172,7 +172,7 @@ def _wait(ssm, command_id: str, instance_id: str, progress, poll_s: float) -> di
 
 def fetch_data(uri: str, folder: Path) -> int:
     """Every object under ``uri`` into ``folder``; how many (none is an error)."""
-    from ops.localcloud.s3files import download_prefix
+    from ops.s3 import download_prefix
 
     count = download_prefix(boto3.client("s3"), uri, folder)
     if count == 0:
@@ -182,7 +182,7 @@ def fetch_data(uri: str, folder: Path) -> int:
 
 def put_model(folder: Path, uri: str) -> None:
     """Pack ``folder`` as a model.tar.gz (files at the archive's root) and upload it to ``uri``."""
-    from ops.localcloud.s3files import put_tarball
+    from ops.s3 import put_tarball
 
     put_tarball(boto3.client("s3"), folder, uri)
 

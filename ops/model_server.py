@@ -29,7 +29,6 @@ import logging
 import os
 import socket
 import sys
-import tarfile
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -45,33 +44,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ml.url_fetch import declared_length
+from ops.artifacts import ArtifactError, extract_artifact
 
 log = logging.getLogger("ops.model_server")
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
-
-
-class ArtifactError(RuntimeError):
-    """The model artifact is missing, unreadable, or lacks code/inference.py."""
-
-
-def extract_artifact(artifact: Path, into: Path) -> Path:
-    """Unpack ``model.tar.gz`` into ``into`` (refusing members that would land outside it)."""
-    into.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(artifact, "r:gz") as archive:
-            archive.extractall(into, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise ArtifactError(f"cannot unpack {artifact}: {exc}") from exc
-    return into
-
-
-def pack_artifact(model_dir: Path, archive: Path) -> Path:
-    """Write ``model.tar.gz`` with ``model_dir``'s contents at its root, as SageMaker does."""
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(model_dir.iterdir()):
-            tar.add(path, arcname=path.name)
-    return archive
 
 
 def load_handler(model_dir: Path) -> ModuleType:

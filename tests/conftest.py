@@ -87,7 +87,7 @@ def model_server_process(
 ) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     """``python -m ops.model_server`` serving the run's model as ``model.tar.gz`` on a free port,
     with ``settings`` added to its environment: (base URL, process, stderr log file)."""
-    from ops.model_server import pack_artifact
+    from ops.artifacts import pack_artifact
 
     artifact = pack_artifact(trained_run / "model", folder / "model.tar.gz")
     log = folder / "server.log"

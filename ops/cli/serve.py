@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ops import s3
+from ops.artifacts import ArtifactError
 from ops.errors import OpsError
 from ops.target import resolve
 
@@ -40,5 +41,5 @@ def serve(
 
         try:
             model_server.serve(path, host, port)
-        except model_server.ArtifactError as exc:
+        except ArtifactError as exc:
             raise OpsError(str(exc)) from exc

@@ -19,8 +19,9 @@ import time
 from collections import deque
 from pathlib import Path
 
+from ops import s3 as ops_s3
 from ops.errors import OpsError
-from ops.localcloud import cwlogs, loopback, s3files
+from ops.localcloud import cwlogs, loopback
 from ops.localcloud.sagemaker.launch import Instance, environment, instance_command, launch_spec
 from ops.localcloud.sagemaker.records import TrainingJob
 from ops.localcloud.service import Context
@@ -113,7 +114,7 @@ class TrainingRunner:
         spec = launch_spec(request, channels)
         code_dir = root / "code"
         if spec.source_tarball:
-            s3files.fetch_tarball(s3, spec.source_tarball, code_dir)
+            ops_s3.fetch_tarball(s3, spec.source_tarball, code_dir)
         elif spec.code_channel:
             code_dir = channels[spec.code_channel]
         checkpoint_uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
@@ -128,7 +129,7 @@ class TrainingRunner:
         for index, host in enumerate(hosts):
             instance = Instance(host, root, hosts)
             if checkpoint_uri:
-                s3files.download_prefix(s3, checkpoint_uri, instance.dir / "checkpoints")
+                ops_s3.download_prefix(s3, checkpoint_uri, instance.dir / "checkpoints")
             env = environment(job, spec, instance, channels, code_dir, threads)
             output = InstanceOutput(logs, job, host, parse=index == 0)
             outputs.append(output)
@@ -151,7 +152,7 @@ class TrainingRunner:
         for output in outputs:
             output.writer.close()
         if checkpoint_uri:
-            s3files.upload_folder(s3, root / "algo-1" / "checkpoints", checkpoint_uri)
+            ops_s3.upload_folder(s3, root / "algo-1" / "checkpoints", checkpoint_uri)
         if job.stop_requested.is_set():
             job.mark_stopped()
             return
@@ -165,8 +166,8 @@ class TrainingRunner:
         job.advance("Uploading", "Uploading generated training model")
         output_path = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         artifact = f"{output_path}/{job.name}/output/model.tar.gz"
-        s3files.put_tarball(s3, root / "algo-1" / "model", artifact)
-        s3files.put_tarball(
+        ops_s3.put_tarball(s3, root / "algo-1" / "model", artifact)
+        ops_s3.put_tarball(
             s3,
             root / "algo-1" / "output" / "data",
             f"{output_path}/{job.name}/output/output.tar.gz",
@@ -195,7 +196,7 @@ class TrainingRunner:
                 for child in running:
                     child.terminate(STOP_GRACE_S)
             if checkpoint_uri and time.monotonic() - synced_at > CHECKPOINT_SYNC_S:
-                s3files.upload_folder(s3, checkpoints, checkpoint_uri, uploaded)
+                ops_s3.upload_folder(s3, checkpoints, checkpoint_uri, uploaded)
                 synced_at = time.monotonic()
             running[0].wait(0.2)
 
@@ -207,7 +208,7 @@ class TrainingRunner:
             if not source:
                 raise OpsError(f"channel {name}: only S3DataSource is supported locally")
             target = data_root / name
-            if s3files.download_prefix(s3, source["S3Uri"], target) == 0:
+            if ops_s3.download_prefix(s3, source["S3Uri"], target) == 0:
                 raise OpsError(f"channel {name}: no objects under {source['S3Uri']}")
             channels[name] = target
         return channels
