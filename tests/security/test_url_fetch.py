@@ -19,8 +19,8 @@ from ml.url_fetch import FetchPolicy, UrlFetchError, fetch
 from tests.security.hostile import HOSTILE_HOST, HostileImageServer
 
 BUDGET_S = 1.0
-# What a fetch may take beyond its budget: the watchdog's wake-up and closing the socket.
-SLACK_S = 0.5
+# A generous bound, not a speed target: unbounded, these servers hold a fetch for minutes.
+SLACK_S = 2.0
 POLICY = FetchPolicy(
     timeout_s=BUDGET_S,
     max_bytes=2 * 1024 * 1024,
