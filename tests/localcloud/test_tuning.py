@@ -10,7 +10,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ops.localcloud.sagemaker.tuning import ParameterSpace
-from tests.localcloud.conftest import training_record, validate_response, wait_for
+from tests.localcloud.conftest import (
+    script_job,
+    training_record,
+    validate_response,
+    wait_for,
+)
 
 
 def tuning_request(staged, name: str, strategy: str = "Random", jobs: int = 2, parallel: int = 2):
@@ -198,3 +203,48 @@ def test_parameter_space_scalings_stay_in_range():
     # Reverse-logarithmic sampling is dense near the top: most values above the midpoint.
     assert sum(m > 0.75 for m in momenta) > 0.7 * len(momenta)
     assert math.isclose(max(momenta), 0.999, abs_tol=0.01)
+
+
+@pytest.mark.slow
+def test_trials_of_a_plain_parse_args_script_get_only_their_own_flags(staged):
+    # SageMaker reserves _tuning_objective_metric and sagemaker_* for itself: a trial's script
+    # sees only the tuned and static hyperparameters, so argparse's parse_args() accepts them.
+    job = script_job(
+        staged.client("s3"),  # the bucket is the staged one's
+        "plain-args",
+        """
+        import argparse
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--rate", type=float, required=True)
+        parser.add_argument("--label", required=True)
+        args = parser.parse_args()
+        print(f"loss: {1 / args.rate}", flush=True)
+        """,
+        metrics=[("loss", r"loss: ([0-9.]+)")],
+    )
+    job.pop("TrainingJobName")
+    static = {**job.pop("HyperParameters"), "label": "plain"}
+    sm = staged.client("sagemaker")
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="plain-args",
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "loss"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [
+                    {"Name": "rate", "MinValue": "0.1", "MaxValue": "1.0"}
+                ]
+            },
+        },
+        TrainingJobDefinition={**job, "StaticHyperParameters": static},
+    )
+    described = wait_tuning(sm, "plain-args")
+    assert described["HyperParameterTuningJobStatus"] == "Completed", described
+    assert described["TrainingJobStatusCounters"]["Completed"] == 2
+    trials = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="plain-args"
+    )["TrainingJobSummaries"]
+    first = sm.describe_training_job(TrainingJobName=trials[0]["TrainingJobName"])
+    # The record keeps what SageMaker shows; only the script's arguments leave it out.
+    assert first["HyperParameters"]["_tuning_objective_metric"] == "loss"

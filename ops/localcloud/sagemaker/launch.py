@@ -45,11 +45,19 @@ def _decode(value: str) -> object:
         return value
 
 
+# Hyperparameters SageMaker reserves for itself: a tuning job adds _tuning_objective_metric to
+# every trial (DescribeTrainingJob shows it), but the training toolkit and the SDK's drivers do
+# not pass it, nor sagemaker_*, to the script, whose plain parse_args() would refuse them.
+RESERVED_HYPERPARAMETERS = frozenset({"_tuning_objective_metric"})
+
+
 def _cli_args(hyperparameters: dict[str, object]) -> list[str]:
     """``--key value`` pairs as the SageMaker drivers build them: strings as they are, anything
-    else JSON-encoded (``true``, ``0.01``, ``[1, 2]``)."""
+    else JSON-encoded (``true``, ``0.01``, ``[1, 2]``); reserved names left out."""
     args: list[str] = []
     for key, value in hyperparameters.items():
+        if key in RESERVED_HYPERPARAMETERS or key.startswith("sagemaker_"):
+            continue
         args += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
     return args
 
