@@ -6,9 +6,11 @@ A codec turns a request body into parameters for a handler and the handler's res
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
@@ -66,12 +68,43 @@ def members(form: dict[str, str], name: str) -> list[str]:
     return [value for _, value in sorted(indexed)]
 
 
-def page(items: list, request: dict) -> tuple[list, dict]:
-    """One page of ``items`` per ``MaxResults``/``NextToken``, and the next token if any."""
-    size = int(request.get("MaxResults") or 100)
-    start = int(request.get("NextToken") or 0)
-    token = {"NextToken": str(start + size)} if start + size < len(items) else {}
-    return items[start : start + size], token
+def page(
+    items: list, request: dict, identity: Callable[[object], str], limit: int = 100
+) -> tuple[list, dict]:
+    """One page of ``items`` per ``MaxResults`` (1 to ``limit``, as the service model says) and
+    ``NextToken``, and the next token if any.
+
+    Tokens are opaque and name the last item returned (by ``identity``), not an offset, so items
+    created between two calls neither repeat nor push others out of the listing. A token that is
+    not one of ours is a ValidationException, as on AWS (a 500 made the CLI retry it)."""
+    size = request.get("MaxResults", limit)
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= limit:
+        raise validation_error(f"MaxResults must be an integer from 1 to {limit}")
+    start = 0
+    if request.get("NextToken"):
+        after = _token_identity(request["NextToken"])
+        names = [identity(item) for item in items]
+        if after not in names:
+            raise validation_error("The pagination token is no longer valid")
+        start = names.index(after) + 1
+    chunk = items[start : start + size]
+    more = start + size < len(items)
+    return chunk, ({"NextToken": _token(identity(chunk[-1]))} if more and chunk else {})
+
+
+def _token(identity: str) -> str:
+    document = json.dumps({"v": 1, "after": identity}).encode()
+    return base64.urlsafe_b64encode(document).decode()
+
+
+def _token_identity(token: object) -> str:
+    try:
+        document = json.loads(base64.urlsafe_b64decode(str(token).encode()))
+        if document.get("v") == 1 and isinstance(document.get("after"), str):
+            return document["after"]
+    except (ValueError, AttributeError, TypeError):
+        pass
+    raise validation_error("Invalid pagination token")
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,16 @@ class Staged:
     source_uri: str
 
     def client(self, service: str):
+        return self.cloud_client(service)
+
+    def cloud_client(self, service: str, config=None):
         return boto3.client(
             service,
             endpoint_url=self.cloud.url,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
+            config=config,
         )
 
     def toolkit_hyperparameters(self, **extra: str) -> dict[str, str]:

@@ -93,7 +93,7 @@ class SageMakerApi:
     def list_training_jobs(self, region: str, request: dict) -> dict:
         summaries = [job.summary() for job in self.backend.training_jobs(region)]
         items = _filter_sort(summaries, request, "TrainingJobName", "TrainingJobStatus")
-        items, token = page(items, request)
+        items, token = page(items, request, lambda item: item["TrainingJobName"])
         return {"TrainingJobSummaries": items, **token}
 
     # -- tuning jobs --------------------------------------------------------------------
@@ -130,7 +130,7 @@ class SageMakerApi:
             "HyperParameterTuningJobName",
             "HyperParameterTuningJobStatus",
         )
-        items, token = page(items, request)
+        items, token = page(items, request, lambda item: item["HyperParameterTuningJobName"])
         return {"HyperParameterTuningJobSummaries": items, **token}
 
     @_api
@@ -157,7 +157,7 @@ class SageMakerApi:
                 sort_by, "CreationTime"
             )
             items.sort(key=lambda i: i[key], reverse=descending)
-        items, token = page(items, request)
+        items, token = page(items, request, lambda item: item["TrainingJobName"])
         return {"TrainingJobSummaries": items, **token}
 
 

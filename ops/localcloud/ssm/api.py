@@ -185,7 +185,7 @@ class SsmApi:
             if request.get("InstanceId") in (None, invocation.instance_id)
         ]
         rows = _filtered(rows, request.get("Filters") or [])
-        items, token = page(rows, request)
+        items, token = page(rows, request, _invocation_identity, limit=50)
         return {"CommandInvocations": items, **token}
 
     @_api
@@ -196,7 +196,7 @@ class SsmApi:
             if request.get("InstanceId") in (None, *command.invocations)
         ]
         rows = _filtered([_describe(command) for command in commands], request.get("Filters") or [])
-        items, token = page(rows, request)
+        items, token = page(rows, request, lambda row: row["CommandId"], limit=50)
         return {"Commands": items, **token}
 
     @_api
@@ -302,3 +302,7 @@ def _filtered(rows: list[dict], filters: list[dict]) -> list[dict]:
             raise AwsError("InvalidFilterKey", f"filter key {key!r} is not supported locally")
         rows = [row for row in rows if row[key] == value]
     return rows
+
+
+def _invocation_identity(row: dict) -> str:
+    return f"{row['CommandId']}/{row['InstanceId']}"
