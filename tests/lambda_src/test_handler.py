@@ -242,25 +242,12 @@ def test_handler_uses_only_what_the_lambda_runtime_provides():
 
 def _lambda_timeout_s() -> int:
     """The function timeout Terraform sets: the dev tfvars' value, else the module default."""
-    import hcl2
-    from hcl2 import SerializationOptions
+    from tests.terraform.test_static import MODULES, TF, blocks, parse
 
-    # python-hcl2 8.x quotes strings and marks blocks by default; this is the classic shape.
-    options = SerializationOptions(
-        strip_string_quotes=True, explicit_blocks=False, with_comments=False
-    )
-    root = Path(__file__).resolve().parents[2] / "terraform"
-    tfvars = hcl2.loads(
-        (root / "envs" / "dev" / "terraform.tfvars").read_text(), serialization_options=options
-    )
+    tfvars = parse(TF / "envs" / "dev" / "terraform.tfvars")
     if "lambda_timeout" in tfvars:
         return int(tfvars["lambda_timeout"])
-    variables = hcl2.loads(
-        (root / "modules" / "lambda_function" / "variables.tf").read_text(),
-        serialization_options=options,
-    )
-    timeout = next(v["timeout"] for v in variables["variable"] if "timeout" in v)
-    return int(timeout["default"])
+    return int(blocks(MODULES / "lambda_function", "variable")["timeout"]["default"])
 
 
 def test_the_endpoint_call_gives_up_before_lambda_kills_the_function(monkeypatch):
