@@ -111,6 +111,30 @@ def script_job(s3, name: str, script: str, instance_count: int = 1, metrics=()) 
     return training_request(name, hyperparameters, definitions, instance_count)
 
 
+def script_tuning_request(
+    s3, name: str, script: str, ranges: dict, jobs: int, parallel: int, static=None, **definition
+) -> dict:
+    """A CreateHyperParameterTuningJob request (Random) whose trials run ``script`` and minimise
+    the ``loss: <float>`` it prints; ``static`` adds hyperparameters, ``definition`` fields of
+    the training job definition."""
+    job = script_job(s3, name, script, metrics=[("loss", r"loss: ([0-9.]+)")])
+    del job["TrainingJobName"]
+    hyperparameters = {**job.pop("HyperParameters"), **(static or {})}
+    return {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "loss"},
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": jobs,
+                "MaxParallelTrainingJobs": parallel,
+            },
+            "ParameterRanges": ranges,
+        },
+        "TrainingJobDefinition": {**job, **definition, "StaticHyperParameters": hyperparameters},
+    }
+
+
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory):
     cloud = LocalCloud(tmp_path_factory.mktemp("localcloud")).start()

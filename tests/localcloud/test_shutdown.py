@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 
 from ops.localcloud.control import process_identity
-from tests.localcloud.conftest import BUCKET, run_ops, script_job, wait_for
+from tests.localcloud.conftest import BUCKET, run_ops, script_tuning_request, wait_for
 
 TRIAL = """
     import os, pathlib, signal, subprocess, sys, time
@@ -81,22 +81,16 @@ def test_stopping_mid_trial_leaves_no_process_and_keeps_the_checkpoint(tmp_path)
         s3, sm = client(cloud["url"], "s3"), client(cloud["url"], "sagemaker")
         logs = client(cloud["url"], "logs")
         s3.create_bucket(Bucket=BUCKET)
-        definition = script_job(s3, "unused", TRIAL, metrics=[("loss", r"loss: ([0-9.]+)")])
-        del definition["TrainingJobName"]
-        static = definition.pop("HyperParameters")
-        definition["CheckpointConfig"] = {"S3Uri": f"s3://{BUCKET}/checkpoints"}
-        sm.create_hyper_parameter_tuning_job(
-            HyperParameterTuningJobName="hpo-down",
-            HyperParameterTuningJobConfig={
-                "Strategy": "Random",
-                "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "loss"},
-                "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 1},
-                "ParameterRanges": {
-                    "CategoricalParameterRanges": [{"Name": "x", "Values": ["1", "2"]}]
-                },
-            },
-            TrainingJobDefinition={**definition, "StaticHyperParameters": static},
+        request = script_tuning_request(
+            s3,
+            "hpo-down",
+            TRIAL,
+            {"CategoricalParameterRanges": [{"Name": "x", "Values": ["1", "2"]}]},
+            jobs=3,
+            parallel=1,
+            CheckpointConfig={"S3Uri": f"s3://{BUCKET}/checkpoints"},
         )
+        sm.create_hyper_parameter_tuning_job(**request)
 
         def trial_running():
             streams = logs.describe_log_streams(

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from ops.localcloud.sagemaker.tuning import ParameterSpace
 from tests.localcloud.conftest import (
-    script_job,
+    script_tuning_request,
     training_record,
     validate_response,
     wait_for,
@@ -209,7 +209,7 @@ def test_parameter_space_scalings_stay_in_range():
 def test_trials_of_a_plain_parse_args_script_get_only_their_own_flags(staged):
     # SageMaker reserves _tuning_objective_metric and sagemaker_* for itself: a trial's script
     # sees only the tuned and static hyperparameters, so argparse's parse_args() accepts them.
-    job = script_job(
+    request = script_tuning_request(
         staged.client("s3"),  # the bucket is the staged one's
         "plain-args",
         """
@@ -220,25 +220,13 @@ def test_trials_of_a_plain_parse_args_script_get_only_their_own_flags(staged):
         args = parser.parse_args()
         print(f"loss: {1 / args.rate}", flush=True)
         """,
-        metrics=[("loss", r"loss: ([0-9.]+)")],
+        {"ContinuousParameterRanges": [{"Name": "rate", "MinValue": "0.1", "MaxValue": "1.0"}]},
+        jobs=2,
+        parallel=2,
+        static={"label": "plain"},
     )
-    job.pop("TrainingJobName")
-    static = {**job.pop("HyperParameters"), "label": "plain"}
     sm = staged.client("sagemaker")
-    sm.create_hyper_parameter_tuning_job(
-        HyperParameterTuningJobName="plain-args",
-        HyperParameterTuningJobConfig={
-            "Strategy": "Random",
-            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "loss"},
-            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
-            "ParameterRanges": {
-                "ContinuousParameterRanges": [
-                    {"Name": "rate", "MinValue": "0.1", "MaxValue": "1.0"}
-                ]
-            },
-        },
-        TrainingJobDefinition={**job, "StaticHyperParameters": static},
-    )
+    sm.create_hyper_parameter_tuning_job(**request)
     described = wait_tuning(sm, "plain-args")
     assert described["HyperParameterTuningJobStatus"] == "Completed", described
     assert described["TrainingJobStatusCounters"]["Completed"] == 2
