@@ -27,6 +27,10 @@ from ops.jsonfile import write_atomic
 HEALTH_PATH = "/_localcloud/health"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 120.0  # jobs' grace period, final uploads and saving S3
+# The execution role every local cloud has from its first start (jobs, endpoints, functions
+# may name it; `ops local env` offers it to the SageMaker SDK). moto's default account.
+LOCAL_ROLE_NAME = "dogops-local-execution"
+LOCAL_ROLE_ARN = f"arn:aws:iam::123456789012:role/{LOCAL_ROLE_NAME}"
 
 
 def client_environment(url: str) -> dict[str, str]:
