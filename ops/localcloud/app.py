@@ -25,6 +25,7 @@ from ops.jsonfile import write_atomic
 from ops.localcloud import control, loopback, persist
 from ops.localcloud.gateway import create_app
 from ops.localcloud.iam import IamService
+from ops.localcloud.logs import LogsService
 from ops.localcloud.moto import Moto
 from ops.localcloud.routes import RouteTable
 from ops.localcloud.sagemaker import SageMakerService
@@ -34,7 +35,7 @@ from ops.localcloud.supervisor import Supervisor
 
 log = logging.getLogger("dogops.localcloud")
 # In the order they quiesce when the local cloud stops (what starts work before what runs it).
-SERVICES: tuple[type[Service], ...] = (SageMakerService, SsmService, IamService)
+SERVICES: tuple[type[Service], ...] = (SageMakerService, SsmService, IamService, LogsService)
 DRAIN_S = 60.0  # for final uploads once the children are gone
 
 
