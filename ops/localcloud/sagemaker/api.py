@@ -92,7 +92,11 @@ class SageMakerApi:
     @_api
     def list_training_jobs(self, region: str, request: dict) -> dict:
         summaries = [job.summary() for job in self.backend.training_jobs(region)]
-        items = _filter_sort(summaries, request, "TrainingJobName", "TrainingJobStatus")
+        items = _filter(summaries, request, "TrainingJobName", "TrainingJobStatus")
+        # The service model: "SortBy ... The default is CreationTime", "SortOrder ... The
+        # default is Ascending" (the operation's note on StatusEquals speaks of newest first;
+        # the member documentation is the one a request without sort arguments follows).
+        items = _sort(items, request, "CreationTime", "TrainingJobName", "TrainingJobStatus")
         items, token = page(items, request, lambda item: item["TrainingJobName"])
         return {"TrainingJobSummaries": items, **token}
 
@@ -124,13 +128,14 @@ class SageMakerApi:
 
     @_api
     def list_hyper_parameter_tuning_jobs(self, region: str, request: dict) -> dict:
-        items = _filter_sort(
-            [job.summary() for job in self.backend.tuning_jobs(region)],
-            request,
-            "HyperParameterTuningJobName",
-            "HyperParameterTuningJobStatus",
+        name, status = "HyperParameterTuningJobName", "HyperParameterTuningJobStatus"
+        items = _filter(
+            [job.summary() for job in self.backend.tuning_jobs(region)], request, name, status
         )
-        items, token = page(items, request, lambda item: item["HyperParameterTuningJobName"])
+        # The service model: SortBy "The default is Name", SortOrder "The default is
+        # Ascending", MaxResults "The default value is 10".
+        items = _sort(items, request, "Name", name, status)
+        items, token = page(items, _default_page_size(request), lambda item: item[name])
         return {"HyperParameterTuningJobSummaries": items, **token}
 
     @_api
@@ -141,27 +146,23 @@ class SageMakerApi:
         items = [tuning.trial_summary(job) for job in trials]
         if request.get("StatusEquals"):
             items = [i for i in items if i["TrainingJobStatus"] == request["StatusEquals"]]
-        sort_by = request.get("SortBy", "CreationTime")
-        descending = request.get("SortOrder", "Descending") == "Descending"
-        if sort_by == "FinalObjectiveMetricValue":
-            scored = [i for i in items if "FinalHyperParameterTuningJobObjectiveMetric" in i]
-            unscored = [i for i in items if i not in scored]
-            better_first = tuning.objective_type == "Maximize"
-            scored.sort(
-                key=lambda i: i["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
-                reverse=better_first if request.get("SortOrder") is None else descending,
-            )
-            items = scored + unscored
-        else:
-            key = {"Name": "TrainingJobName", "Status": "TrainingJobStatus"}.get(
-                sort_by, "CreationTime"
-            )
-            items.sort(key=lambda i: i[key], reverse=descending)
-        items, token = page(items, request, lambda item: item["TrainingJobName"])
+        # The service model: SortBy "The default is Name. If the value of this field is
+        # FinalObjectiveMetricValue, any training jobs that did not return an objective metric
+        # are not listed"; SortOrder "The default is Ascending"; MaxResults "The default value
+        # is 10".
+        if request.get("SortBy") == "FinalObjectiveMetricValue":
+            items = [i for i in items if OBJECTIVE in i]
+        items = _sort(items, request, "Name", "TrainingJobName", "TrainingJobStatus")
+        items, token = page(
+            items, _default_page_size(request), lambda item: item["TrainingJobName"]
+        )
         return {"TrainingJobSummaries": items, **token}
 
 
-def _filter_sort(items: list[dict], request: dict, name_key: str, status_key: str) -> list[dict]:
+OBJECTIVE = "FinalHyperParameterTuningJobObjectiveMetric"
+
+
+def _filter(items: list[dict], request: dict, name_key: str, status_key: str) -> list[dict]:
     if request.get("NameContains"):
         needle = request["NameContains"].lower()
         items = [i for i in items if needle in i[name_key].lower()]
@@ -177,10 +178,35 @@ def _filter_sort(items: list[dict], request: dict, name_key: str, status_key: st
             bound = _timestamp(request[key])
             field_name = "CreationTime" if key.startswith("Creation") else "LastModifiedTime"
             items = [i for i in items if compare(i[field_name].timestamp(), bound)]
-    sort_by = request.get("SortBy", "CreationTime")
-    key = {"Name": name_key, "Status": status_key}.get(sort_by, "CreationTime")
-    items.sort(key=lambda i: i[key], reverse=request.get("SortOrder", "Descending") == "Descending")
     return items
+
+
+def _sort(
+    items: list[dict], request: dict, default_by: str, name_key: str, status_key: str
+) -> list[dict]:
+    """``SortBy`` (``default_by`` when absent) and ``SortOrder`` (Ascending when absent, as the
+    service model documents for every SageMaker list operation); ties go by creation, then
+    name, so pages are stable."""
+    fields = {
+        "Name": lambda item: item[name_key],
+        "Status": lambda item: item[status_key],
+        "CreationTime": lambda item: item["CreationTime"],
+        "FinalObjectiveMetricValue": lambda item: item[OBJECTIVE]["Value"],
+    }
+    sort_by = request.get("SortBy") or default_by
+    if sort_by not in fields:
+        raise validation_error(f"SortBy must be one of {', '.join(fields)}")
+
+    def key(item: dict) -> tuple:
+        return fields[sort_by](item), item["CreationTime"], item[name_key]
+
+    return sorted(items, key=key, reverse=request.get("SortOrder") == "Descending")
+
+
+def _default_page_size(request: dict, size: int = 10) -> dict:
+    """The request with ``MaxResults`` defaulted where the service model documents a
+    default of 10 (the tuning job listings)."""
+    return request if request.get("MaxResults") is not None else {**request, "MaxResults": size}
 
 
 def _timestamp(value) -> float:
