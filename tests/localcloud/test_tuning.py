@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime, timedelta
 
 import optuna
 import pytest
 from botocore.exceptions import ClientError
 
+from ops.localcloud.sagemaker import tuning as tuning_module
+from ops.localcloud.sagemaker.records import TrainingJob, TuningJob
 from ops.localcloud.sagemaker.tuning import ParameterSpace
 from tests.localcloud.conftest import (
     script_tuning_request,
@@ -143,7 +146,9 @@ def test_all_trials_failing_fails_the_tuning_job(staged):
             "not among the training job definition's MetricDefinitions",
         ),
         (
-            lambda r: r["TrainingJobDefinition"]["OutputDataConfig"].update(S3OutputPath="/tmp"),
+            lambda r: r["TrainingJobDefinition"]["OutputDataConfig"].update(
+                S3OutputPath="https://example.com/models"
+            ),
             "must be an s3:// URI",
         ),
         (
@@ -236,3 +241,104 @@ def test_trials_of_a_plain_parse_args_script_get_only_their_own_flags(staged):
     first = sm.describe_training_job(TrainingJobName=trials[0]["TrainingJobName"])
     # The record keeps what SageMaker shows; only the script's arguments leave it out.
     assert first["HyperParameters"]["_tuning_objective_metric"] == "loss"
+
+
+# Trial 001 reports loss 0.1 at once; every other trial would take a minute.
+FIRST_FAST = """
+import os, time
+if "-001-" in os.environ["TRAINING_JOB_NAME"]:
+    print("loss: 0.1", flush=True)
+else:
+    time.sleep(60)
+    print("loss: 0.9", flush=True)
+"""
+RATE = {"ContinuousParameterRanges": [{"Name": "rate", "MinValue": "0.1", "MaxValue": "1.0"}]}
+
+
+def trial_statuses(sm, name: str) -> dict[str, str]:
+    listed = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name, MaxResults=100
+    )["TrainingJobSummaries"]
+    return {t["TrainingJobName"].split("-")[-2]: t["TrainingJobStatus"] for t in listed}
+
+
+def test_reaching_the_target_objective_stops_the_search_and_completes(staged):
+    sm = staged.client("sagemaker")
+    request = script_tuning_request(
+        staged.client("s3"), "crit-target", FIRST_FAST, RATE, jobs=6, parallel=2
+    )
+    request["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] = {
+        "TargetObjectiveMetricValue": 0.5  # Minimize: reached by loss <= 0.5
+    }
+    sm.create_hyper_parameter_tuning_job(**request)
+    tuning = wait_tuning(sm, "crit-target", timeout=50)  # well before a slow trial ends
+    validate_response(sm, "DescribeHyperParameterTuningJob", tuning)
+    assert tuning["HyperParameterTuningJobStatus"] == "Completed", tuning.get("FailureReason")
+    assert trial_statuses(sm, "crit-target") == {"001": "Completed", "002": "Stopped"}
+    assert tuning["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == 0.1
+
+
+def test_max_runtime_is_the_tuning_jobs_own_limit_enforced_while_trials_run(staged, monkeypatch):
+    # The service model's minimum is 120 s: the test moves the tuning loop's clock instead.
+    now = [1000.0]
+    monkeypatch.setattr(tuning_module, "clock", lambda: now[0])
+    sm = staged.client("sagemaker")
+    request = script_tuning_request(
+        staged.client("s3"), "crit-runtime", FIRST_FAST, RATE, jobs=6, parallel=2
+    )
+    request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] = 120
+    sm.create_hyper_parameter_tuning_job(**request)
+    wait_for(  # trial 1 done; trials 2 and 3 running (and sleeping)
+        lambda: trial_statuses(sm, "crit-runtime"),
+        lambda t: t == {"001": "Completed", "002": "InProgress", "003": "InProgress"},
+        timeout=60,
+    )
+    now[0] += 120
+    tuning = wait_tuning(sm, "crit-runtime", timeout=50)
+    validate_response(sm, "DescribeHyperParameterTuningJob", tuning)
+    assert tuning["HyperParameterTuningJobStatus"] == "Completed", tuning.get("FailureReason")
+    assert trial_statuses(sm, "crit-runtime") == {
+        "001": "Completed",
+        "002": "Stopped",
+        "003": "Stopped",
+    }
+    assert tuning["TrainingJobStatusCounters"]["Stopped"] == 2
+    assert 0 <= tuning["ConsumedResources"]["RuntimeInSeconds"] < 60
+
+
+def test_trials_not_improving_the_best_objective_end_the_search(staged):
+    sm = staged.client("sagemaker")
+    request = script_tuning_request(
+        staged.client("s3"), "crit-plateau", 'print("loss: 1.0", flush=True)', RATE, 8, 1
+    )
+    request["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] = {
+        "BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 3},
+        "ConvergenceDetected": {"CompleteOnConvergence": "Enabled"},  # accepted; never early
+    }
+    sm.create_hyper_parameter_tuning_job(**request)
+    tuning = wait_tuning(sm, "crit-plateau", timeout=120)
+    assert tuning["HyperParameterTuningJobStatus"] == "Completed", tuning.get("FailureReason")
+    assert tuning["TrainingJobStatusCounters"]["Completed"] == 4  # the best, then 3 no better
+    assert tuning["TuningJobCompletionDetails"]["NumberOfTrainingJobsObjectiveNotImproving"] == 3
+
+
+def test_not_improving_counts_trials_since_the_best_last_improved_by_more_than_one_percent():
+    tuning = TuningJob(
+        name="plateau",
+        region="us-east-1",
+        request={},
+        tuned=frozenset(),
+        objective_type="Minimize",
+        objective_metric="loss",
+        max_jobs=9,
+        max_parallel=1,
+    )
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for index, loss in enumerate([1.0, 0.995, 0.5, 0.499, 0.6]):
+        trial = TrainingJob(name=f"t{index}", region="us-east-1", request={})
+        trial.record_metric("loss", loss)
+        trial.status = "Completed"
+        trial.ended = start + timedelta(seconds=index)
+        tuning.add_trial(trial)
+        # 0.995 and 0.499 are within 1% of the best: not an improvement.
+        assert tuning.not_improving() == [0, 1, 0, 1, 2][index]

@@ -196,6 +196,7 @@ class TuningJob(Job):
     max_jobs: int
     max_parallel: int
     trials: list[TrainingJob] = field(default_factory=list)
+    completed_by: str | None = None  # the completion criterion met: no trial starts after it
 
     def objective_of(self, job: TrainingJob) -> float | None:
         if job.status != "Completed":
@@ -216,9 +217,31 @@ class TuningJob(Job):
         pick = min if self.objective_type == "Minimize" else max
         return pick(scored, key=lambda pair: pair[0])[1]
 
+    def not_improving(self) -> int:
+        """How many scored trials, in the order they ended, have not improved the best objective
+        by more than 1% since it last did (AWS's measure: "not improving (1% or less)")."""
+        with self.lock:
+            scored = [(job.ended, self.objective_of(job)) for job in self.trials]
+        sign = 1 if self.objective_type == "Minimize" else -1
+        best, count = None, 0
+        for _, value in sorted((e, v) for e, v in scored if v is not None):
+            if best is None or sign * (best - value) > 0.01 * abs(best):
+                count = 0
+            else:
+                count += 1
+            best = value if best is None or sign * (best - value) > 0 else best
+        return count
+
     def add_trial(self, job: TrainingJob) -> None:
         with self.lock:
             self.trials.append(job)
+
+    def complete(self, criterion: str) -> list[TrainingJob]:
+        """A completion criterion is met: no trial starts after this; returns the running
+        trials, to stop. The tuning job ends Completed once they have."""
+        with self.lock:
+            self.completed_by = self.completed_by or criterion
+            return [job for job in self.trials if job.status == "InProgress"]
 
     def request_stop(self) -> list[TrainingJob]:
         """Stop the search (no trial starts after this); returns the trials to stop."""
@@ -239,9 +262,12 @@ class TuningJob(Job):
                 self.status = "Stopped"
             elif self.failure_reason is None and self.best() is None:
                 self.status = "Failed"
+                ended_by = (
+                    f" before {self.completed_by} ended the search" if self.completed_by else ""
+                )
                 self.failure_reason = (
-                    f"All training jobs failed or reported no {self.objective_metric!r} metric. "
-                    "See the training jobs' FailureReason and logs."
+                    f"All training jobs failed or reported no {self.objective_metric!r} metric"
+                    f"{ended_by}. See the training jobs' FailureReason and logs."
                 )
             else:
                 self.status = "Failed" if self.failure_reason else "Completed"
@@ -301,6 +327,12 @@ class TuningJob(Job):
             "TrainingJobStatusCounters": counts,
             "ObjectiveStatusCounters": objectives,
             "FailureReason": self.failure_reason,
+            "TuningJobCompletionDetails": {
+                "NumberOfTrainingJobsObjectiveNotImproving": self.not_improving()
+            },
+            "ConsumedResources": {
+                "RuntimeInSeconds": int(((ended or now()) - self.created).total_seconds())
+            },
         }
         best = self.best()
         if best is not None:

@@ -4,6 +4,16 @@ random sampling for ``Random``, a grid over categorical ranges for ``Grid``).
 `Tuner` is one tuning job's loop: at most ``MaxParallelTrainingJobs`` trials at once until
 ``MaxNumberOfTrainingJobs`` have run, each told back to the study when it ends. Once the tuning
 job is stopped, or the local cloud quiesces, no trial starts.
+
+The completion criteria end the search early, as AWS documents them ("AMT checks your job
+performance against your completion criteria and stops the tuning job if any have been met",
+https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-progress.html):
+``ResourceLimits.MaxRuntimeInSeconds`` (wall clock, enforced while trials run),
+``TargetObjectiveMetricValue`` (a trial's objective reaches it: <= to minimise, >= to
+maximise) and ``BestObjectiveNotImproving`` (that many scored trials in a row without a better
+objective by more than 1%). Then no trial starts, the running ones are stopped, and the tuning
+job ends ``Completed`` (``Failed`` if no trial scored). ``ConvergenceDetected`` is accepted;
+AWS's convergence rule is internal, so ``Enabled`` never ends a search early here.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import math
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 
 import optuna
@@ -31,6 +42,12 @@ _NOT_PASSED_TO_TRIALS = (
     "DefinitionName",
     "TuningObjective",
 )
+
+# The clock ``ResourceLimits.MaxRuntimeInSeconds`` is measured on, and how often a search with
+# that limit looks at it: a module attribute, so that tests move time past the service model's
+# minimum of 120 s instead of waiting for it.
+clock = time.monotonic
+LIMIT_CHECK_S = 1.0
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -114,6 +131,44 @@ class ParameterSpace:
         return math.prod(len(d.choices) for d in self.distributions.values())
 
 
+@dataclass(frozen=True)
+class CompletionCriteria:
+    """When a search ends before ``MaxNumberOfTrainingJobs`` trials have run."""
+
+    deadline: float | None  # clock() at which MaxRuntimeInSeconds is reached
+    target: float | None  # TargetObjectiveMetricValue
+    patience: int | None  # MaxNumberOfTrainingJobsNotImproving
+
+    @classmethod
+    def from_config(cls, config: dict) -> CompletionCriteria:
+        limit = (config.get("ResourceLimits") or {}).get("MaxRuntimeInSeconds")
+        criteria = config.get("TuningJobCompletionCriteria") or {}
+        patience = criteria.get("BestObjectiveNotImproving") or {}
+        return cls(
+            deadline=None if limit is None else clock() + limit,
+            target=criteria.get("TargetObjectiveMetricValue"),
+            patience=patience.get("MaxNumberOfTrainingJobsNotImproving"),
+        )
+
+    def remaining(self) -> float | None:
+        """Seconds until the runtime limit (None: no limit)."""
+        return None if self.deadline is None else max(0.0, self.deadline - clock())
+
+    def met(self, tuning: TuningJob) -> str | None:
+        """The first criterion the tuning job meets, named as in the request, or None."""
+        if self.remaining() == 0.0:
+            return "ResourceLimits.MaxRuntimeInSeconds"
+        best = tuning.best()
+        if self.target is not None and best is not None:
+            value = tuning.objective_of(best)
+            minimize = tuning.objective_type == "Minimize"
+            if value is not None and (value <= self.target if minimize else value >= self.target):
+                return "TuningJobCompletionCriteria.TargetObjectiveMetricValue"
+        if self.patience is not None and tuning.not_improving() >= self.patience:
+            return "TuningJobCompletionCriteria.BestObjectiveNotImproving"
+        return None
+
+
 class Tuner:
     """One tuning job's search, run on its own thread."""
 
@@ -145,6 +200,7 @@ class Tuner:
         self.backend = backend
         self.runner = runner
         self.closing = closing
+        self.criteria = CompletionCriteria.from_config(request["HyperParameterTuningJobConfig"])
         self.job = backend.add_tuning_job(
             TuningJob(
                 name=settings.name,
@@ -173,7 +229,26 @@ class Tuner:
                 self.runner.stop(trial)
 
     def _may_launch(self) -> bool:
-        return not (self.job.stop_requested.is_set() or self.closing.is_set())
+        return not (
+            self.job.stop_requested.is_set()
+            or self.closing.is_set()
+            or self.job.completed_by is not None
+        )
+
+    def _check_completion(self) -> None:
+        """Once a completion criterion is met: no trial starts and the running ones stop."""
+        if self.job.completed_by is None:
+            criterion = self.criteria.met(self.job)
+            if criterion is not None:
+                for trial in self.job.complete(criterion):
+                    self.runner.stop(trial)
+
+    def _wait_limit(self) -> float | None:
+        """How long to wait for a trial to end before the runtime limit must be checked."""
+        remaining = self.criteria.remaining()
+        if remaining is None or self.job.completed_by is not None:
+            return None
+        return min(remaining, LIMIT_CHECK_S)
 
     def _run(self) -> None:
         tuning = self.job
@@ -181,6 +256,7 @@ class Tuner:
         running = launched = 0
         try:
             while True:
+                self._check_completion()
                 while running < tuning.max_parallel and launched < tuning.max_jobs:
                     with tuning.lock:  # a stop or quiesce either precedes the check or sees
                         if not self._may_launch():  # the trial in tuning.trials
@@ -190,8 +266,8 @@ class Tuner:
                     running += 1
                 if running == 0:
                     break
-                done.acquire()
-                running -= 1
+                if done.acquire(timeout=self._wait_limit()):
+                    running -= 1
         except Exception as exc:  # could not even launch: report it on the tuning job
             tuning.mark_launch_failed(f"{type(exc).__name__}: {exc}")
             for job in list(tuning.trials):
