@@ -1,6 +1,7 @@
-"""The front door: one ASGI app on 127.0.0.1. A request the route table knows is answered by
-its handler; anything else is passed, byte for byte, to moto. ``GET /_localcloud/health``
-says who is running and lists what is intercepted."""
+"""The front door: one ASGI app on 127.0.0.1. A request the route table knows is checked against
+botocore's service model (`shapes`) and answered by its handler; anything else is passed, byte
+for byte, to moto. ``GET /_localcloud/health`` says who is running and lists what is
+intercepted."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
+from ops.localcloud import shapes
 from ops.localcloud.control import HEALTH_PATH
 from ops.localcloud.routes import Route, RouteTable
 from ops.localcloud.wire import AwsError, Call, request_id, signing_scope
@@ -78,7 +80,7 @@ async def _answer(
     try:
         params = {**route.codec.decode(body, query), **path_params}
         region, _ = signing_scope(request.headers.get("authorization"))
-        result = await run_in_threadpool(route.handler, Call(region, params))
+        result = await run_in_threadpool(_handle, route, Call(region, params))
         log.info("%s %s", route.name, region)
         return route.codec.encode(route.operation, result, rid)
     except AwsError as exc:
@@ -88,6 +90,13 @@ async def _answer(
         log.exception("%s failed", route.name)
         error = AwsError("InternalFailure", f"{type(exc).__name__}: {exc}", status=500)
         return route.codec.error(error, rid)
+
+
+def _handle(route: Route, call: Call) -> object:
+    """The request checked against the operation's input shape in botocore's model, as AWS
+    checks it before the service sees it; then the handler's answer."""
+    shapes.check(route.model_service, route.operation, call.params)
+    return route.handler(call)
 
 
 async def _proxy(

@@ -1,7 +1,8 @@
 """Who answers what: one table of the operations the local cloud answers itself.
 
-A route names the API and operation, the service in the request's SigV4 scope, the handler,
-and how a request is recognised, per protocol:
+A route names the API and operation, the service in the request's SigV4 scope (also the
+botocore service whose model checks its requests, unless the route names another: see
+`ops.localcloud.shapes`), the handler, and how a request is recognised, per protocol:
 
 - JSON 1.1 (SageMaker, Application Auto Scaling, SSM): the ``X-Amz-Target`` header;
 - REST (Lambda, SageMaker Runtime): the method and a path template (``/functions/{name}``);
@@ -43,31 +44,49 @@ class Route:
     target: str | None = None  # JSON 1.1
     method: str | None = None  # REST
     path: str | None = None  # REST, with {name} segments
+    # botocore's name for the API where it is not the signing name (SageMaker Runtime's
+    # operations are signed for "sagemaker" but modelled as "sagemaker-runtime").
+    model: str | None = None
     _path_regex: re.Pattern | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
         return f"{self.api}.{self.operation}"
 
+    @property
+    def model_service(self) -> str:
+        """The service whose botocore model describes this operation's requests."""
+        return self.model or self.service
 
-def json_routes(api: str, service: str, prefix: str, handlers: dict[str, Handler]) -> list[Route]:
+
+def json_routes(
+    api: str, service: str, prefix: str, handlers: dict[str, Handler], model: str | None = None
+) -> list[Route]:
     """JSON 1.1 routes: ``X-Amz-Target: <prefix>.<operation>``."""
     return [
-        Route(api, op, service, handler, JSON11, target=f"{prefix}.{op}")
+        Route(api, op, service, handler, JSON11, target=f"{prefix}.{op}", model=model)
         for op, handler in handlers.items()
     ]
 
 
 def query_routes(
-    api: str, service: str, namespace: str, handlers: dict[str, Handler]
+    api: str, service: str, namespace: str, handlers: dict[str, Handler], model: str | None = None
 ) -> list[Route]:
     """Query-protocol routes: ``Action=<operation>`` signed for ``service``."""
     codec = Query(namespace)
-    return [Route(api, op, service, handler, codec) for op, handler in handlers.items()]
+    return [
+        Route(api, op, service, handler, codec, model=model) for op, handler in handlers.items()
+    ]
 
 
 def rest_route(
-    api: str, operation: str, service: str, method: str, path: str, handler: Handler
+    api: str,
+    operation: str,
+    service: str,
+    method: str,
+    path: str,
+    handler: Handler,
+    model: str | None = None,
 ) -> Route:
     """A REST route: ``method`` on ``path`` (``{name}`` matches one path segment)."""
     pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path))
@@ -79,6 +98,7 @@ def rest_route(
         REST_JSON,
         method=method,
         path=path,
+        model=model,
         _path_regex=re.compile(pattern),
     )
 

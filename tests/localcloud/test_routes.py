@@ -90,3 +90,25 @@ def test_the_front_door_answers_routes_and_lists_them_on_health():
     assert missing.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
     intercepted = health.json()["intercepted"]
     assert intercepted == ["SageMaker.DescribeTrainingJob", "IAM.X", "Lambda.Invoke"]
+
+
+def test_the_front_door_checks_requests_against_the_service_model_first():
+    async def requests():
+        transport = httpx.ASGITransport(app=create_app(TABLE, "http://127.0.0.1:9"))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localcloud") as client:
+            path = "/2015-03-31/functions/{}/invocations"
+            return (
+                await client.post(path.format("f" * 300), headers=signed("lambda")),
+                await client.post(
+                    path.format("fn-1") + "?Qualifier=not%20a%20qualifier",
+                    headers=signed("lambda"),
+                ),
+            )
+
+    too_long, bad_qualifier = asyncio.run(requests())
+    assert too_long.status_code == 400
+    assert too_long.json()["__type"] == "ValidationException"
+    message = too_long.json()["message"]
+    assert "at 'functionName' failed to satisfy constraint: Member must have length" in message
+    assert bad_qualifier.status_code == 400
+    assert "Value 'not a qualifier' at 'qualifier'" in bad_qualifier.json()["message"]
