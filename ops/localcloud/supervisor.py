@@ -5,7 +5,9 @@ A child runs in its own session, so its process group holds it and everything it
 stderr together) is pumped line by line to a sink. When the leader exits, whatever is left of
 its group is killed, as a container's processes end with its entry point. Stopping is SIGTERM,
 then SIGKILL once the grace period has passed; every child gets its own grace, counted from
-its own SIGTERM, so a child started late is not killed early.
+its own SIGTERM, so a child started late is not killed early. A second stop may bring the
+SIGKILL forward, never back: the local cloud's shutdown (`Supervisor.stop_all`, `GRACE_S`) does
+not wait out the longer grace of a training job already stopping.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class Child:
         self._exited = threading.Event()  # the leader is reaped and its group is gone
         self._drained = threading.Event()  # all output has reached the sink
         self._lock = threading.Lock()
-        self._terminated = False
+        self._kill_at: float | None = None  # monotonic time of the SIGKILL, once terminating
+        self._killer: threading.Timer | None = None
         threading.Thread(target=self._pump, daemon=True, name=f"pump-{name}").start()
         threading.Thread(target=self._reap, daemon=True, name=f"reap-{name}").start()
 
@@ -74,16 +77,22 @@ class Child:
             os.killpg(self.pid, sig)
 
     def terminate(self, grace: float) -> None:
-        """SIGTERM now, SIGKILL after ``grace`` seconds if still running. Idempotent: the first
-        call starts the grace period."""
+        """SIGTERM now, SIGKILL after ``grace`` seconds if still running. Only the first call
+        sends SIGTERM (a second one could cut the child's handler short); a later call with a
+        shorter grace brings the SIGKILL forward, a longer one changes nothing."""
+        kill_at = time.monotonic() + grace
         with self._lock:
-            if self._terminated:
+            first = self._kill_at is None
+            if not first and kill_at >= self._kill_at:
                 return
-            self._terminated = True
-        self.signal(signal.SIGTERM)
-        killer = threading.Timer(grace, self._kill_unless_exited)
-        killer.daemon = True
-        killer.start()
+            self._kill_at = kill_at
+            if first:
+                self.signal(signal.SIGTERM)
+            else:
+                self._killer.cancel()
+            self._killer = threading.Timer(grace, self._kill_unless_exited)
+            self._killer.daemon = True
+            self._killer.start()
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)
@@ -166,9 +175,11 @@ class Supervisor:
         with self._lock:
             return list(self._children.values())
 
-    def stop_all(self, grace: float = GRACE_S) -> None:
-        """Refuse new children, SIGTERM every one, SIGKILL those alive after ``grace``, and
-        return once all are reaped."""
+    def stop_all(self, grace: float | None = None) -> None:
+        """Refuse new children, SIGTERM every one, SIGKILL those alive after ``grace`` (default
+        `GRACE_S`, also for a child already given a longer one), and return once all are
+        reaped."""
+        grace = GRACE_S if grace is None else grace
         with self._lock:
             self._closed = True
             children = list(self._children.values())
