@@ -1,6 +1,15 @@
-"""The checks AWS makes on SageMaker requests before it accepts them, with AWS's messages.
+"""The checks on SageMaker requests that botocore's service model cannot express, and AWS's
+defaults for the members it leaves optional.
 
-Failures are `InvalidRequest` (the API answers ValidationException)."""
+The front door has already checked each request against the model (`ops.localcloud.shapes`:
+required members, types, enums, patterns, ranges). What is left here: rules between members
+(channel names unique, the tuning objective among the metric definitions), what a job needs to
+run at all, what runs only on AWS (``s3://`` only, no serverless jobs, no heterogeneous
+clusters, the tuning strategies optuna stands in for) and the defaults AWS fills in, written
+into the request so that the job's record describes what AWS describes.
+
+Failures are `InvalidRequest` (the API answers ValidationException).
+"""
 
 from __future__ import annotations
 
@@ -9,47 +18,101 @@ from dataclasses import dataclass
 
 from ops.localcloud.sagemaker.records import InvalidRequest
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-TUNING_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
 STRATEGIES = ("Bayesian", "Random", "Grid")
-_JOB_FIELDS = (
-    "AlgorithmSpecification",
-    "RoleArn",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "StoppingCondition",
-)
-
-
-def require(request: dict, *keys: str) -> None:
-    missing = [key for key in keys if request.get(key) in (None, "", [], {})]
-    if missing:
-        raise InvalidRequest(f"1 validation error detected: missing required field {missing[0]}")
-
-
-def check_name(name: str, pattern: re.Pattern, what: str) -> None:
-    if not isinstance(name, str) or not pattern.match(name):
-        raise InvalidRequest(
-            f"1 validation error detected: Value '{name}' at '{what}' failed to satisfy "
-            f"constraint: Member must satisfy regular expression pattern: {pattern.pattern}"
-        )
+# "The default value is 1 day." (StoppingCondition.MaxRuntimeInSeconds in the service model)
+DEFAULT_MAX_RUNTIME_S = 86400
 
 
 def training_job(request: dict, definition: bool = False) -> None:
-    """A CreateTrainingJob request (or, with ``definition``, a tuning job's job definition)."""
-    require(request, *_JOB_FIELDS if definition else ["TrainingJobName", *_JOB_FIELDS])
-    if not definition:
-        check_name(request["TrainingJobName"], NAME_PATTERN, "trainingJobName")
-    if not str(request["OutputDataConfig"].get("S3OutputPath", "")).startswith("s3://"):
-        raise InvalidRequest("OutputDataConfig.S3OutputPath must be an s3:// URI")
-    count = request["ResourceConfig"].get("InstanceCount")
-    if not isinstance(count, int) or count < 1:
-        raise InvalidRequest("ResourceConfig.InstanceCount must be a positive integer")
-    for metric in request["AlgorithmSpecification"].get("MetricDefinitions", []):
+    """A CreateTrainingJob request (or, with ``definition``, a tuning job's
+    HyperParameterTrainingJobDefinition), with AWS's defaults filled in."""
+    if request.get("ServerlessJobConfig"):
+        raise InvalidRequest("ServerlessJobConfig (serverless training) is not supported locally")
+    if not request.get("AlgorithmSpecification"):
+        # Optional in the model for serverless jobs only; AWS documents no default.
+        raise InvalidRequest(
+            "AlgorithmSpecification is required: it names the training image or algorithm to "
+            "run (only serverless training jobs, with ServerlessJobConfig, leave it out)"
+        )
+    _resources(request, definition)
+    stopping = request.setdefault("StoppingCondition", {})
+    stopping.setdefault("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME_S)
+    _s3_uri(request["OutputDataConfig"]["S3OutputPath"], "OutputDataConfig.S3OutputPath")
+    if request.get("CheckpointConfig"):
+        _s3_uri(request["CheckpointConfig"]["S3Uri"], "CheckpointConfig.S3Uri")
+    _channels(request.get("InputDataConfig") or [])
+    for metric in request["AlgorithmSpecification"].get("MetricDefinitions") or []:
         try:
-            re.compile(metric["Regex"])
-        except (KeyError, re.error) as exc:
-            raise InvalidRequest(f"metric {metric.get('Name')}: bad Regex: {exc}") from exc
+            re.compile(metric["Regex"])  # the local cloud applies them with Python's re
+        except re.error as exc:
+            raise InvalidRequest(f"metric {metric['Name']}: bad Regex: {exc}") from exc
+
+
+def _resources(request: dict, definition: bool) -> None:
+    """``ResourceConfig``, which the model leaves optional for serverless jobs (and, in a tuning
+    job's definition, for ``HyperParameterTuningResourceConfig``); AWS documents no default, and
+    a job needs to know how many instances run it."""
+    alternative = request.get("HyperParameterTuningResourceConfig") if definition else None
+    if not request.get("ResourceConfig") and alternative:
+        if alternative.get("InstanceConfigs"):
+            raise InvalidRequest(
+                "HyperParameterTuningResourceConfig.InstanceConfigs (several instance types) is "
+                "not supported locally; give InstanceType and InstanceCount"
+            )
+        request["ResourceConfig"] = {
+            k: alternative[k]
+            for k in ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
+            if k in alternative
+        }
+    resources = request.get("ResourceConfig")
+    if not resources:
+        if definition:
+            raise InvalidRequest(
+                "ResourceConfig or HyperParameterTuningResourceConfig is required: it says "
+                "which instances, and how many, run each training job"
+            )
+        raise InvalidRequest(
+            "ResourceConfig is required: it says which instances, and how many, run the job "
+            "(only serverless training jobs, with ServerlessJobConfig, leave it out)"
+        )
+    if resources.get("InstanceGroups"):
+        raise InvalidRequest(
+            "ResourceConfig.InstanceGroups (heterogeneous clusters) is not supported locally; "
+            "give InstanceType and InstanceCount"
+        )
+    missing = [k for k in ("InstanceType", "InstanceCount") if resources.get(k) is None]
+    if missing:
+        raise InvalidRequest(f"ResourceConfig needs {' and '.join(missing)}")
+    # The model allows 0 for both since InstanceGroups and instance types with NVMe storage
+    # (whose volume size SageMaker picks) came; a job of one instance type needs at least one
+    # instance and, on EBS-only types, a volume. Earlier models said so: min 1.
+    for key in ("InstanceCount", "VolumeSizeInGB"):
+        if resources.get(key) is not None and resources[key] < 1:
+            path = "resourceConfig." + key[0].lower() + key[1:]
+            raise InvalidRequest(
+                f"1 validation error detected: Value '{resources[key]}' at '{path}' failed to "
+                "satisfy constraint: Member must have value greater than or equal to 1"
+            )
+
+
+def _channels(channels: list[dict]) -> None:
+    seen: set[str] = set()
+    for channel in channels:
+        name = channel["ChannelName"]
+        if name in seen:  # AWS refuses a repeated channel name
+            raise InvalidRequest(
+                f"Channel names must be unique: InputDataConfig repeats channel '{name}'"
+            )
+        seen.add(name)
+        source = (channel.get("DataSource") or {}).get("S3DataSource")
+        if source:
+            _s3_uri(source["S3Uri"], f"InputDataConfig channel '{name}' S3Uri")
+
+
+def _s3_uri(uri: str, what: str) -> None:
+    """The model also allows ``https://`` S3 URLs; the local cloud's S3 is reached by bucket."""
+    if not uri.startswith("s3://"):
+        raise InvalidRequest(f"{what} must be an s3:// URI locally: {uri!r}")
 
 
 @dataclass
@@ -67,46 +130,44 @@ class TuningSettings:
 
 
 def tuning_job(request: dict) -> TuningSettings:
-    require(request, "HyperParameterTuningJobName", "HyperParameterTuningJobConfig")
-    name = request["HyperParameterTuningJobName"]
-    check_name(name, TUNING_NAME_PATTERN, "hyperParameterTuningJobName")
     if request.get("TrainingJobDefinitions"):
         raise InvalidRequest(
             "TrainingJobDefinitions (several algorithms) is not supported "
             "locally; send one TrainingJobDefinition"
         )
-    require(request, "TrainingJobDefinition")
+    definition = request.get("TrainingJobDefinition")
+    if not definition:
+        raise InvalidRequest("TrainingJobDefinition is required (or TrainingJobDefinitions)")
     config = request["HyperParameterTuningJobConfig"]
-    definition = request["TrainingJobDefinition"]
     training_job(definition, definition=True)  # now, not when the first trial starts
-    objective = config.get("HyperParameterTuningJobObjective") or {}
-    metric = objective.get("MetricName")
-    objective_type = objective.get("Type")
-    if objective_type not in ("Minimize", "Maximize") or not metric:
+    objective = config.get("HyperParameterTuningJobObjective")
+    if not objective:
         raise InvalidRequest(
-            "HyperParameterTuningJobObjective needs Type (Minimize or Maximize) and MetricName"
+            "HyperParameterTuningJobObjective is required: the search needs a metric to "
+            "minimise or maximise"
         )
+    metric = objective["MetricName"]
     metric_names = {
-        d["Name"] for d in definition.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
+        d["Name"] for d in definition["AlgorithmSpecification"].get("MetricDefinitions") or []
     }
     if metric not in metric_names:
         raise InvalidRequest(
             f"The objective metric {metric!r} is not among the training job definition's "
             f"MetricDefinitions ({sorted(metric_names)})"
         )
-    strategy = config.get("Strategy", "Bayesian")
+    strategy = config["Strategy"]
     if strategy not in STRATEGIES:
         raise InvalidRequest(
             f"Strategy {strategy!r} is not supported locally; use Bayesian, Random or Grid"
         )
-    limits = config.get("ResourceLimits") or {}
+    limits = config["ResourceLimits"]
     return TuningSettings(
-        name=name,
+        name=request["HyperParameterTuningJobName"],
         strategy=strategy,
-        objective_type=objective_type,
+        objective_type=objective["Type"],
         objective_metric=metric,
         max_jobs=limits.get("MaxNumberOfTrainingJobs"),
-        max_parallel=limits.get("MaxParallelTrainingJobs"),
+        max_parallel=limits["MaxParallelTrainingJobs"],
         ranges=definition.get("HyperParameterRanges") or config.get("ParameterRanges") or {},
         seed=config.get("RandomSeed"),
     )
