@@ -92,6 +92,12 @@ def status(as_json: JsonOption = False) -> None:
 
 @app.command()
 def env(as_json: JsonOption = False) -> None:
-    """Print `export` lines that point boto3, the AWS CLI and the SageMaker SDK at it."""
+    """Print `export` lines (shell-quoted) for boto3, the AWS CLI and the SDK v3.
+
+    eval "$(ops local env)" sets AWS_ENDPOINT_URL, dummy credentials, the region,
+    AWS_EC2_METADATA_DISABLED and SAGEMAKER_USER_CONFIG_OVERRIDE: a SageMaker SDK
+    config in $DOGOPS_HOME with telemetry off, a default bucket and the local
+    execution role, so the SDK calls nothing outside the local cloud.
+    """
     environment = control.require_running().environment()
     typer.echo(json.dumps(environment) if as_json else _exports(environment))

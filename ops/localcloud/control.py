@@ -27,21 +27,67 @@ from ops.jsonfile import write_atomic
 HEALTH_PATH = "/_localcloud/health"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 120.0  # jobs' grace period, final uploads and saving S3
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account: what STS GetCallerIdentity answers
 # The execution role every local cloud has from its first start (jobs, endpoints, functions
-# may name it; `ops local env` offers it to the SageMaker SDK). moto's default account.
+# may name it; `ops local env` offers it to the SageMaker SDK).
 LOCAL_ROLE_NAME = "dogops-local-execution"
-LOCAL_ROLE_ARN = f"arn:aws:iam::123456789012:role/{LOCAL_ROLE_NAME}"
+LOCAL_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{LOCAL_ROLE_NAME}"
+# The bucket the SageMaker SDK would name itself (`sagemaker-<region>-<account>`); named in its
+# config so that the SDK never asks STS for the account (below).
+SDK_DEFAULT_BUCKET = f"sagemaker-{REGION}-{ACCOUNT}"
+SDK_CONFIG_NAME = "sagemaker-config.yaml"
+# The SageMaker Python SDK v3's defaults for a shell pointed at the local cloud (its config
+# schema: sagemaker.core.config.config_schema). Each setting keeps a call from leaving the
+# machine:
+# - TelemetryOptOut: otherwise every decorated call (ModelTrainer.train, tuner.tune, ...) sends
+#   a GET to https://sm-pysdk-t-<region>.s3.<region>.amazonaws.com on a background thread.
+# - Session.DefaultS3Bucket: otherwise Session.default_bucket() names the bucket after the
+#   account from an STS client built with an explicit endpoint_url
+#   (https://sts.<region>.amazonaws.com), which AWS_ENDPOINT_URL cannot redirect, and asks STS
+#   again (Session.account_id) to check the bucket's owner.
+# - TrainingJob.RoleArn: the default execution role, so ModelTrainer works without role=
+#   instead of resolving the caller's identity (an IAM user here, which has no role). The SDK
+#   validates it (iam:SimulatePrincipalPolicy, then the role's trust policy must name
+#   sagemaker.amazonaws.com); the local cloud bootstraps the role with that trust policy.
+SDK_CONFIG = f"""\
+# Written by `ops local env`: the SageMaker Python SDK's defaults for the local cloud.
+SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+      Session:
+        DefaultS3Bucket: {SDK_DEFAULT_BUCKET}
+  TrainingJob:
+    RoleArn: {LOCAL_ROLE_ARN}
+"""
 
 
 def client_environment(url: str) -> dict[str, str]:
-    """What a shell, boto3, the AWS CLI or the SageMaker SDK needs to talk to the local cloud."""
+    """What boto3 and the AWS CLI need to talk to the local cloud (and nothing else)."""
     return {
         "AWS_ENDPOINT_URL": url,
         "AWS_ACCESS_KEY_ID": "localcloud",
         "AWS_SECRET_ACCESS_KEY": "localcloud",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        # Credentials and region come from the variables above; never ask the EC2 instance
+        # metadata service (169.254.169.254) for either.
+        "AWS_EC2_METADATA_DISABLED": "true",
     }
+
+
+def sdk_environment(root: Path) -> dict[str, str]:
+    """What the SageMaker SDK v3 needs on top of :func:`client_environment`: its config file
+    (written under ``root`` now, so it exists once the variable naming it is handed out)."""
+    path = root / SDK_CONFIG_NAME
+    if not path.exists() or path.read_text() != SDK_CONFIG:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(SDK_CONFIG)
+        tmp.replace(path)
+    return {"SAGEMAKER_USER_CONFIG_OVERRIDE": str(path)}
 
 
 def home() -> Path:
@@ -86,7 +132,8 @@ class State:
     cmdline: list[str] | None = None
 
     def environment(self) -> dict[str, str]:
-        return client_environment(self.url)
+        """What `ops local env` prints: boto3's, the AWS CLI's and the SageMaker SDK's."""
+        return {**client_environment(self.url), **sdk_environment(Path(self.home or home()))}
 
     def is_alive(self) -> bool:
         """Whether the process this state names still runs (not a stranger reusing the pid)."""

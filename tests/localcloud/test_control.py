@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -78,4 +80,33 @@ def test_env_prints_json_and_says_on_stderr_when_nothing_runs(cloud, tmp_path, m
     control.register(cloud.url, os.getpid())  # the session's cloud, as `ops` finds it
     answer = CliRunner().invoke(app, ["local", "env", "--json"])
     assert answer.exit_code == 0
-    assert json.loads(answer.stdout) == cloud.environment()
+    sdk_config = tmp_path / control.SDK_CONFIG_NAME
+    assert json.loads(answer.stdout) == {
+        **control.client_environment(cloud.url),
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config),
+    }
+    assert sdk_config.read_text() == control.SDK_CONFIG
+
+
+def test_env_is_safe_to_eval_and_its_sdk_config_exists_once_eval_returns(
+    cloud, tmp_path, monkeypatch
+):
+    home = tmp_path / "it's home"  # a quote and a space: the exports must be quoted
+    monkeypatch.setenv("DOGOPS_HOME", str(home))
+    control.register(cloud.url, os.getpid())
+    printed = json.loads(CliRunner().invoke(app, ["local", "env", "--json"]).stdout)
+    (home / control.SDK_CONFIG_NAME).unlink()  # as if it had never been written
+    python = shlex.quote(sys.executable)
+    shell = (
+        f'eval "$({python} -m ops.cli local env)" && '
+        f'{python} -c "import json, os; print(json.dumps(dict(os.environ)))"'
+    )
+    done = subprocess.run(
+        ["sh", "-c", shell], env=dict(os.environ), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    evaluated = json.loads(done.stdout)
+    assert {name: evaluated.get(name) for name in printed} == printed
+    config = Path(evaluated["SAGEMAKER_USER_CONFIG_OVERRIDE"])
+    assert config.parent == home
+    assert config.read_text() == control.SDK_CONFIG
