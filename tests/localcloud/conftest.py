@@ -209,3 +209,16 @@ def validate_response(client, operation: str, response: dict) -> None:
     body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
     report = ParamValidator().validate(body, shape)
     assert not report.has_errors(), report.generate_report()
+
+
+def aws_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The AWS CLI (`awscli`, a test dependency) in a child process, as a user runs it after
+    `eval "$(ops local env)"`: ``env`` is that environment, output is JSON, and the CLI keeps
+    its default retries, so a server error would show as "reached max retries" on stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "awscli", *args, "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
