@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from ops.localcloud.sagemaker import training
+from ops.localcloud.sagemaker import SageMakerService
 from tests.localcloud.conftest import script_job, wait_for, wait_training
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -42,8 +42,8 @@ def test_a_line_reaches_get_log_events_while_the_job_says_nothing_more(staged):
     assert wait_training(sm, "quiet-1", timeout=60)["TrainingJobStatus"] == "Stopped"
 
 
-def test_a_failed_instance_ends_a_sibling_that_ignores_sigterm(staged, monkeypatch):
-    monkeypatch.setattr(training, "STOP_GRACE_S", 1.0)
+def test_a_failed_instance_ends_a_sibling_that_ignores_sigterm(staged, cloud, monkeypatch):
+    monkeypatch.setattr(cloud.service(SageMakerService).runner, "stop_grace", 1.0)
     sm, s3 = staged.client("sagemaker"), staged.client("s3")
     # algo-2 ignores SIGTERM, then algo-1 fails: algo-2 must be killed once its grace is over.
     script = """

@@ -107,7 +107,7 @@ def test_stopping_mid_trial_leaves_no_process_and_keeps_the_checkpoint(tmp_path)
 
         wait_for(trial_running, bool, timeout=60, poll=0.2)
         tree = wait_for(lambda: descendants(cloud["pid"]), lambda t: len(t) >= 2, timeout=30)
-        (trial,) = [p.name for p in (tmp_path / "jobs").iterdir()]
+        (trial,) = [p.name for p in (tmp_path / "jobs" / "us-east-1").iterdir()]
     finally:
         down = run_ops("local", "down", "--json", env=env)
     assert json.loads(down.stdout)["stopped"] is True, down.stderr
@@ -119,7 +119,7 @@ def test_stopping_mid_trial_leaves_no_process_and_keeps_the_checkpoint(tmp_path)
     sessions = {info["session"] for info in tree.values()}
     assert [pid for pid, info in processes().items() if info["session"] in sessions] == []
     # The search started no trial after the first one was stopped.
-    assert [p.name for p in (tmp_path / "jobs").iterdir()] == [trial]
+    assert [p.name for p in (tmp_path / "jobs" / "us-east-1").iterdir()] == [trial]
     # The checkpoint written in the grace period was uploaded before S3 was saved.
     manifest = json.loads((tmp_path / "s3" / "manifest.json").read_text())
     assert f"checkpoints/{trial}/checkpoint.txt" in manifest["buckets"][BUCKET]["objects"]

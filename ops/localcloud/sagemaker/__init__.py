@@ -15,7 +15,7 @@ import threading
 from ops.localcloud.routes import Route, json_routes
 from ops.localcloud.sagemaker.api import SageMakerApi
 from ops.localcloud.sagemaker.records import SageMakerBackend
-from ops.localcloud.sagemaker.training import TrainingRunner
+from ops.localcloud.sagemaker.training import LOCAL_CLOUD_STOPPED, TrainingRunner
 from ops.localcloud.service import Context, Service
 
 
@@ -32,11 +32,11 @@ class SageMakerService(Service):
 
     def quiesce(self) -> None:
         """No trial starts from now on; every running job is asked to stop (SIGTERM, then
-        SIGKILL after its grace period)."""
+        SIGKILL after the supervisor's grace period) and ends `Stopped`, saying why."""
         self.closing.set()
         for job in self.backend.training_jobs():
             if job.status == "InProgress":
-                self.runner.stop(job)
+                self.runner.stop(job, reason=LOCAL_CLOUD_STOPPED)
 
     def drain(self, timeout: float) -> None:
         self.runner.join(timeout)

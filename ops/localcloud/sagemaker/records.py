@@ -72,9 +72,18 @@ class TrainingJob(Job):
     tuning_job_arn: str | None = None
     cpu_share: int = 1  # jobs running side by side (tuning trials) split the cores
     children: list = field(default_factory=list)  # supervisor.Child, one per instance
+    # How a stop ends the job: its secondary status (Stopped, MaxRuntimeExceeded), the message
+    # of that transition and a FailureReason (None but when the local cloud itself stopped).
+    stop_outcome: tuple[str, str, str | None] = ("Stopped", "Training job stopped", None)
 
     def advance(self, status: str, message: str) -> None:
-        """A new secondary status (Starting, Downloading, Training, Uploading, ...)."""
+        """A new secondary status (Starting, Downloading, Training, Uploading); none once a stop
+        was requested: the job stays `Stopping` until it ends."""
+        with self.lock:
+            if not self.stop_requested.is_set():
+                self._transition(status, message)
+
+    def _transition(self, status: str, message: str) -> None:
         with self.lock:
             stamp = now()
             if self.transitions:
@@ -84,23 +93,36 @@ class TrainingJob(Job):
             )
             self.secondary_status = status
 
-    def mark_training(self) -> None:
+    def mark_training(self) -> bool:
+        """Training starts, unless a stop was requested (then False)."""
         with self.lock:
+            if self.stop_requested.is_set():
+                return False
             self.advance("Training", "Training image download completed. Training in progress.")
             self.started = now()
+            return True
 
     def record_metric(self, name: str, value: float) -> None:
         with self.lock:
             self.metrics[name] = value
             self.metric_times[name] = now()
 
-    def request_stop(self) -> list:
+    def request_stop(
+        self,
+        secondary: str = "Stopped",
+        message: str = "Training job stopped",
+        reason: str | None = None,
+    ) -> list:
         """Ask the job to stop; returns the instances to signal. Once this has run, no new
-        instance starts (see `start_instance`)."""
+        instance starts (see `start_instance`). Status and secondary status are `Stopping`
+        until `mark_stopped`, which ends it with ``secondary``, ``message`` and ``reason``;
+        the first stop decides them."""
         with self.lock:
-            self.stop_requested.set()
             if self.status == "InProgress":
                 self.status = "Stopping"
+                self.stop_outcome = (secondary, message, reason)
+                self._transition("Stopping", "Stopping the training job")
+            self.stop_requested.set()
             return list(self.children)
 
     def start_instance(self, spawn):
@@ -121,12 +143,16 @@ class TrainingJob(Job):
     def mark_failed(self, reason: str) -> None:
         self._finish("Failed", "Failed", "Training job failed", reason[:1024])
 
-    def mark_stopped(self, message: str = "Training job stopped") -> None:
-        self._finish("Stopped", "Stopped", message)
+    def mark_stopped(self, artifact: str | None = None) -> None:
+        """The stopped job's instances are gone; ``artifact`` is what they saved in model/."""
+        with self.lock:
+            self.artifact = artifact
+            secondary, message, reason = self.stop_outcome
+        self._finish("Stopped", secondary, message, reason)
 
     def _finish(self, status: str, secondary: str, message: str, reason: str | None = None):
         with self.lock:
-            self.advance(secondary, message)
+            self._transition(secondary, message)
             self.transitions[-1]["EndTime"] = now()
             self.failure_reason = reason
             self.ended = now()
@@ -146,7 +172,7 @@ class TrainingJob(Job):
                 "HyperParameters": r.get("HyperParameters", {}),
                 "AlgorithmSpecification": r["AlgorithmSpecification"],
                 "RoleArn": r["RoleArn"],
-                "InputDataConfig": r.get("InputDataConfig", []),
+                "InputDataConfig": r.get("InputDataConfig") or None,  # none: no member (AWS)
                 "OutputDataConfig": r["OutputDataConfig"],
                 "ResourceConfig": r["ResourceConfig"],
                 "StoppingCondition": r.get("StoppingCondition", {"MaxRuntimeInSeconds": 86400}),
