@@ -1,10 +1,15 @@
 """The local cloud as one process: moto, the services, the front door; started and stopped in
 order.
 
+Starting goes: moto starts; S3, IAM and CloudWatch Logs are restored from ``--home``
+(`persist`); the execution role every local cloud has is created if missing; the services start
+(SageMaker restores its job records); the front door opens.
+
 Stopping (``ops local down``, Ctrl-C, SIGTERM) goes: the front door stops taking requests; each
 service quiesces (tuning loops start no trial; jobs get SIGTERM); the supervisor waits out the
 grace period, SIGKILLs what is left and reaps every child; the services finish their
-bookkeeping (final checkpoint uploads, statuses); S3 is saved; moto stops.
+bookkeeping (final checkpoint uploads, statuses); S3, IAM and CloudWatch Logs are saved; moto
+stops.
 
 ``python -m ops.localcloud.app --home DIR --port 0`` prints ``listening on http://HOST:PORT``.
 """
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import signal
@@ -20,6 +27,8 @@ import threading
 from pathlib import Path
 
 import uvicorn
+from moto.iam.exceptions import EntityAlreadyExists
+from moto.iam.models import iam_backends
 
 from ops.jsonfile import write_atomic
 from ops.localcloud import control, loopback, persist
@@ -37,6 +46,24 @@ log = logging.getLogger("dogops.localcloud")
 # In the order they quiesce when the local cloud stops (what starts work before what runs it).
 SERVICES: tuple[type[Service], ...] = (SageMakerService, SsmService, IamService, LogsService)
 DRAIN_S = 60.0  # for final uploads once the children are gone
+# Who may assume the execution role: SageMaker jobs, Lambda functions, EC2 instances. The
+# SageMaker SDK checks that a role it is given trusts sagemaker.amazonaws.com.
+EXECUTION_ROLE_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {
+                "Service": [
+                    "sagemaker.amazonaws.com",
+                    "lambda.amazonaws.com",
+                    "ec2.amazonaws.com",
+                ]
+            },
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 
 
 class LocalCloud:
@@ -63,12 +90,17 @@ class LocalCloud:
         self.home.mkdir(parents=True, exist_ok=True)
         self.moto.start()
         if self.persist:
-            restored = persist.restore(self.moto.client("s3"), self.home / "s3")
-            if restored:
-                log.info("restored %d S3 objects from %s", restored, self.home / "s3")
+            persist.restore(self.home)
+        bootstrap_execution_role()
         sock, self.url = loopback.listen(self.host, self.port)
         self.port = sock.getsockname()[1]
-        context = Context(home=self.home, moto=self.moto, supervisor=self.supervisor, url=self.url)
+        context = Context(
+            home=self.home,
+            moto=self.moto,
+            supervisor=self.supervisor,
+            url=self.url,
+            persist=self.persist,
+        )
         self.services = [kind(context) for kind in SERVICES]
         table = RouteTable(route for service in self.services for route in service.routes())
         config = uvicorn.Config(create_app(table, self.moto.url), log_level="warning")
@@ -122,15 +154,27 @@ class LocalCloud:
         for service in self.services:
             service.drain(DRAIN_S)
         if self.persist:
-            try:
-                written = persist.snapshot(self.moto.client("s3"), self.home / "s3")
-                log.info("saved S3 to %s (%d objects written)", self.home / "s3", written)
-            except Exception:  # never lose the shutdown over it; say so loudly
-                log.exception("could not save S3 to %s", self.home / "s3")
+            persist.snapshot(self.home)
         self.moto.stop()
 
     def environment(self) -> dict[str, str]:
         return control.client_environment(self.url)
+
+
+def bootstrap_execution_role() -> None:
+    """The role every local cloud has (`control.LOCAL_ROLE_ARN`), from its first start on:
+    created unless it exists (restored, or made by the user), never changed. In moto's IAM
+    backend directly: through the API the first call alone costs ~0.5 s of the start."""
+    with contextlib.suppress(EntityAlreadyExists):
+        iam_backends[control.ACCOUNT]["global"].create_role(
+            role_name=control.LOCAL_ROLE_NAME,
+            assume_role_policy_document=json.dumps(EXECUTION_ROLE_TRUST),
+            path="/",
+            permissions_boundary=None,
+            description="The local cloud's execution role (IAM is not enforced locally)",
+            tags=[],
+            max_session_duration="3600",
+        )
 
 
 def _exit_on_sigterm(signum, frame) -> None:

@@ -20,6 +20,7 @@ class Context:
     moto: Moto  # records kept in moto (S3, logs, IAM) and clients for them
     supervisor: Supervisor  # the only way to start a child process
     url: str  # the front door, for what runs inside the cloud (the training host's commands)
+    persist: bool = True  # keep records across restarts (under home), as S3, IAM and logs are
 
 
 class Service:
