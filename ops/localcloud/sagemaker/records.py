@@ -3,13 +3,18 @@
 The backend is the only owner of the records and of the one lock that guards them. Runners
 change a record through its narrow methods (`TrainingJob.mark_failed`, ...) and raise domain
 errors (`OpsError` subclasses), never wire errors; `api` turns those into AWS error codes.
+
+Records outlive the local cloud: every change to a job's status, secondary status or failure
+reason marks it changed, and when the backend's lock is let go (`RecordLock`) each changed
+record is saved whole (`to_dict`; `store` writes it), so even a crash leaves every job known.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import ClassVar
 
@@ -17,6 +22,18 @@ from ops.errors import OpsError
 from ops.localcloud.wire import arn, now
 
 TERMINAL = ("Completed", "Failed", "Stopped")
+# What a saved job that was still running when the local cloud started again tells its user:
+# an ordered stop would have ended it (`Stopped`, saying so), so the local cloud died with it.
+LOCAL_CLOUD_DIED = (
+    "The local cloud stopped without an ordered stop (a crash or SIGKILL) while the job was "
+    "running. S3 objects, IAM changes and CloudWatch Logs events written since the local cloud "
+    "last started were lost with it."
+)
+# A change to one of these marks a job to be saved (see `RecordLock`).
+SAVED_ON_CHANGE = frozenset({"status", "secondary_status", "failure_reason"})
+# Run-time state, not saved: what a restarted local cloud cannot have (processes, events, the
+# lock) or rebuilds (a tuning job's trials, from their own records).
+NOT_SAVED = frozenset({"lock", "stop_requested", "children", "trials"})
 
 
 class InvalidRequest(OpsError):
@@ -58,6 +75,69 @@ class Job:
     @property
     def arn(self) -> str:
         return sagemaker_arn(self.region, self.KIND, self.name)
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name in SAVED_ON_CHANGE:
+            changed = getattr(self.__dict__.get("lock"), "changed", None)
+            if changed is not None:  # a record of a backend (a RecordLock), not a bare one
+                changed(self)
+
+    def to_dict(self) -> dict:
+        """The record as JSON-able data (datetimes as ISO 8601 strings); see `from_dict`."""
+        with self.lock:
+            saved = {"kind": self.KIND}
+            for spec in fields(self):
+                if spec.name not in NOT_SAVED:
+                    saved[spec.name] = _encode(getattr(self, spec.name))
+            return saved
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> Job:
+        """A record from `to_dict`'s data (a field it lacks takes its default)."""
+        if saved.get("kind") != cls.KIND:
+            raise ValueError(f"not a {cls.KIND} record: kind {saved.get('kind')!r}")
+        values = {
+            spec.name: _decode(spec.name, str(spec.type), saved[spec.name])
+            for spec in fields(cls)
+            if spec.name not in NOT_SAVED and spec.name in saved
+        }
+        return cls(**values)
+
+
+def _encode(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, dict):
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode(name: str, annotation: str, value):
+    """A saved field back to its type (``annotation``: the field's type, as written)."""
+    if value is None:
+        return None
+    if annotation.startswith("datetime"):
+        return datetime.fromisoformat(value)
+    if annotation == "dict[str, datetime]":
+        return {key: datetime.fromisoformat(item) for key, item in value.items()}
+    if annotation.startswith("frozenset"):
+        return frozenset(value)
+    if annotation.startswith("tuple"):
+        return tuple(value)
+    if name == "transitions":
+        return [
+            {
+                key: datetime.fromisoformat(item) if key in ("StartTime", "EndTime") else item
+                for key, item in transition.items()
+            }
+            for transition in value
+        ]
+    return value
 
 
 @dataclass(kw_only=True)
@@ -384,13 +464,70 @@ class TuningJob(Job):
         return summary
 
 
-class SageMakerBackend:
-    """Training and tuning jobs, keyed by (region, name); the one lock guards them all."""
+class RecordLock:
+    """The backend's one lock (reentrant), which also saves: a record changed while it is held
+    (`Job.__setattr__` calls `changed`) is saved when the outermost holder lets go, once, with
+    every change made meanwhile, so a saved record never shows half of one."""
 
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
+    def __init__(self, save: Callable[[Job], None] | None = None):
+        self._lock = threading.RLock()
+        self._depth = 0  # only the holder changes it
+        self._changed: dict[int, Job] = {}
+        self._save = save
+
+    def __enter__(self) -> RecordLock:
+        self._lock.acquire()
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            while self._depth == 1 and self._changed:
+                changed = list(self._changed.values())
+                self._changed.clear()
+                for job in changed:
+                    self._save(job)
+        finally:
+            self._depth -= 1
+            self._lock.release()
+
+    def changed(self, job: Job) -> None:
+        with self:
+            if self._save is not None:
+                self._changed[id(job)] = job
+
+
+class SageMakerBackend:
+    """Training and tuning jobs, keyed by (region, name); the one lock guards them all.
+    ``save(job)`` is called with each record whose status changed (see `RecordLock`)."""
+
+    def __init__(self, save: Callable[[Job], None] | None = None) -> None:
+        self.lock = RecordLock(save)
         self.training: dict[tuple[str, str], TrainingJob] = {}
         self.tuning: dict[tuple[str, str], TuningJob] = {}
+
+    def restore(self, training: list[TrainingJob], tuning: list[TuningJob]) -> None:
+        """Take back the records a previous local cloud saved. A job still running in them
+        was running when that local cloud died (an ordered stop ends every job): it ends
+        `Failed`, saying so; a tuning job is not resumed."""
+        with self.lock:
+            for job in tuning:
+                job.lock = self.lock
+                self.tuning[(job.region, job.name)] = job
+            searches = {job.arn: job for job in tuning}
+            for job in sorted(training, key=lambda job: job.created):
+                job.lock = self.lock
+                self.training[(job.region, job.name)] = job
+                if job.tuning_job_arn in searches:
+                    searches[job.tuning_job_arn].trials.append(job)
+            for job in training:
+                if job.status not in TERMINAL:
+                    job.mark_failed(LOCAL_CLOUD_DIED)
+            for job in tuning:
+                if job.status not in TERMINAL:
+                    job.status = "Failed"
+                    job.failure_reason = LOCAL_CLOUD_DIED
+                    job.ended = now()
 
     def add_training_job(
         self, region: str, request: dict, tuning: TuningJob | None = None
@@ -415,6 +552,7 @@ class SageMakerBackend:
                 raise NameInUse(f"Hyperparameter tuning job {job.name} already exists")
             job.lock = self.lock
             self.tuning[(job.region, job.name)] = job
+            self.lock.changed(job)
         return job
 
     def training_job(self, region: str, name: str) -> TrainingJob:

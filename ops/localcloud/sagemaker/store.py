@@ -1,0 +1,62 @@
+"""SageMaker's job records on disk, so that a restart of the local cloud, or a crash, keeps
+them (AWS keeps a job's record after it ends, and a name once used stays taken).
+
+One JSON file per job, ``<root>/training-jobs/<region>/<name>.json`` and
+``<root>/hyper-parameter-tuning-jobs/<region>/<name>.json``, rewritten whole (a temporary file
+renamed over the old one) each time the job's status or secondary status changes. A file that
+cannot be read is reported in the local cloud's log and left out: the job is then unknown,
+never half there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+
+from ops.jsonfile import write_atomic
+from ops.localcloud.sagemaker.records import Job, TrainingJob, TuningJob
+
+log = logging.getLogger("dogops.localcloud")
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}")
+
+
+def _file_part(text: str) -> str:
+    """``text`` as a file or folder name: itself when plain (job names and regions are), else a
+    hash, so nothing a client sends can name a path outside the store."""
+    return text if _PLAIN.fullmatch(text) else hashlib.sha256(text.encode()).hexdigest()
+
+
+class RecordStore:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, job: Job) -> Path:
+        return self.root / f"{job.KIND}s" / _file_part(job.region) / f"{_file_part(job.name)}.json"
+
+    def save(self, job: Job) -> None:
+        try:
+            write_atomic(self.path(job), job.to_dict())
+        except Exception:  # the job goes on; the record on disk is older than it
+            log.exception("could not save the record of %s %s", job.KIND, job.name)
+
+    def load(self) -> tuple[list[TrainingJob], list[TuningJob]]:
+        """Every saved record that can be read; the others are reported and left out."""
+        return self._load(TrainingJob), self._load(TuningJob)
+
+    def _load(self, kind: type[Job]) -> list:
+        jobs = []
+        for path in sorted((self.root / f"{kind.KIND}s").glob("*/*.json")):
+            try:
+                jobs.append(kind.from_dict(json.loads(path.read_text())))
+            except Exception as exc:
+                log.error(
+                    "cannot read the saved %s record %s (%s: %s); that job is not restored",
+                    kind.KIND,
+                    path,
+                    type(exc).__name__,
+                    exc,
+                )
+        return jobs
