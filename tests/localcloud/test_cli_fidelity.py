@@ -10,12 +10,18 @@ import os
 import pytest
 
 from ops.localcloud import control
+from ops.localcloud.sagemaker import SageMakerService
 from tests.localcloud.conftest import (
     BUCKET,
     aws_cli,
     script_job,
     validate_response,
     wait_training,
+)
+from tests.localcloud.test_job_lifecycle import (
+    SAVES_ON_SIGTERM,
+    tarball_names,
+    wait_until_ready,
 )
 
 # What the CLI prints for an error the service answered, after its retries if any.
@@ -127,3 +133,45 @@ def test_the_execution_role_and_s3(shell, staged, tmp_path):
     received = tmp_path / "back.txt"
     assert aws_cli("s3", "cp", uri, str(received), env=shell).returncode == 0
     assert received.read_text() == sent.read_text()
+
+
+def test_stop_training_job_keeps_what_the_script_saved_in_its_grace_period(
+    shell, staged, cloud, monkeypatch
+):
+    # The script takes 1 s in its SIGTERM handler; AWS's 120 s grace is more than it needs.
+    monkeypatch.setattr(cloud.service(SageMakerService).runner, "stop_grace", 10.0)
+    sm, s3 = staged.client("sagemaker"), staged.client("s3")
+    sm.create_training_job(**script_job(s3, "cli-stop-1", SAVES_ON_SIGTERM))
+    wait_until_ready(cloud, "cli-stop-1")
+    done = aws_cli("sagemaker", "stop-training-job", "--training-job-name", "cli-stop-1", env=shell)
+    assert done.returncode == 0, done.stderr
+    wait_training(sm, "cli-stop-1", timeout=30)
+    done = aws_cli(
+        "sagemaker", "describe-training-job", "--training-job-name", "cli-stop-1", env=shell
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    validate_response(sm, "DescribeTrainingJob", job)
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
+    assert [t["Status"] for t in job["SecondaryStatusTransitions"]][-2:] == ["Stopping", "Stopped"]
+    assert tarball_names(s3, job["ModelArtifacts"]["S3ModelArtifacts"]) == {"weights.txt"}
+
+
+def test_create_training_job_refuses_duplicate_channel_names(shell, staged, tmp_path):
+    request = script_job(staged.client("s3"), "cli-dup-channels", "print('never runs')")
+    source = {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": staged.data_uri}}
+    request["InputDataConfig"] = [{"ChannelName": "training", "DataSource": source}] * 2
+    document = tmp_path / "request.json"
+    document.write_text(json.dumps(request))
+    done = aws_cli(
+        "sagemaker", "create-training-job", "--cli-input-json", f"file://{document}", env=shell
+    )
+    assert_refused_at_once(
+        done,
+        "An error occurred (ValidationException) when calling the CreateTrainingJob operation",
+        "training",
+    )
+    missing = aws_cli(
+        "sagemaker", "describe-training-job", "--training-job-name", "cli-dup-channels", env=shell
+    )
+    assert missing.returncode == 255 and "ValidationException" in missing.stderr
