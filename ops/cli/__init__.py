@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from ops.cli import data as data_cli
 from ops.cli import local as local_cli
+from ops.cli import scaling as scaling_cli
 from ops.cli import serve as serve_cli
 from ops.cli import train as train_cli
 from ops.errors import OpsError
@@ -45,6 +46,7 @@ app = typer.Typer(
 )
 app.add_typer(data_cli.app, name="data")
 app.add_typer(local_cli.app, name="local")
+app.add_typer(scaling_cli.app, name="scaling")
 app.command("serve")(serve_cli.serve)
 app.command("train")(train_cli.train)
 
