@@ -43,8 +43,9 @@ def _table(result: sim.Simulation) -> Table:
             f"warm-up {result.warmup_seconds} s"
         ),
         title_justify="left",
-        caption="per inst. = requests / serving instances (InvocationsPerInstance); high/low = "
-        "AlarmHigh/AlarmLow after the minute; desired = after that minute's decision",
+        caption="A row is minute [m, m+1); alarms and decisions are evaluated at its end (m+1:00, "
+        "an activity's StartTime). per inst. = requests / serving instances "
+        "(InvocationsPerInstance); serving = instances that served the minute.",
         caption_justify="left",
     )
     for column, justify in (
