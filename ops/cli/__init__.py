@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from ops.cli import data as data_cli
+from ops.cli import endpoint as endpoint_cli
 from ops.cli import local as local_cli
 from ops.cli import scaling as scaling_cli
 from ops.cli import serve as serve_cli
@@ -49,6 +50,7 @@ app.add_typer(local_cli.app, name="local")
 app.add_typer(scaling_cli.app, name="scaling")
 app.command("serve")(serve_cli.serve)
 app.command("train")(train_cli.train)
+app.command("promote-endpoint")(endpoint_cli.promote_endpoint)
 
 
 @app.callback()
