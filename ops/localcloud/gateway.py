@@ -78,7 +78,7 @@ async def _answer(
 ) -> Response:
     rid = request_id()
     try:
-        params = {**route.codec.decode(body, query), **path_params}
+        params = {**route.codec.decode(body, query, request.headers), **path_params}
         region, _ = signing_scope(request.headers.get("authorization"))
         result = await run_in_threadpool(_handle, route, Call(region, params))
         log.info("%s %s", route.name, region)

@@ -87,15 +87,17 @@ def rest_route(
     path: str,
     handler: Handler,
     model: str | None = None,
+    codec: RestJson = REST_JSON,
 ) -> Route:
-    """A REST route: ``method`` on ``path`` (``{name}`` matches one path segment)."""
+    """A REST route: ``method`` on ``path`` (``{name}`` matches one path segment). ``codec``:
+    REST-JSON unless the operation's body is a raw payload (`wire.RestPayload`)."""
     pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path))
     return Route(
         api,
         operation,
         service,
         handler,
-        REST_JSON,
+        codec,
         method=method,
         path=path,
         model=model,

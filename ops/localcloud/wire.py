@@ -24,13 +24,16 @@ _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+
 
 
 class AwsError(Exception):
-    """An error answered the way AWS answers it: HTTP status, error code, message."""
+    """An error answered the way AWS answers it: HTTP status, error code, message, and the
+    members the error's shape adds (SageMaker Runtime's ``ModelError``: ``OriginalStatusCode``,
+    ``OriginalMessage``, ``LogStreamArn``), which the JSON protocols carry beside the message."""
 
-    def __init__(self, code: str, message: str, status: int = 400):
+    def __init__(self, code: str, message: str, status: int = 400, members: dict | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.members = members or {}
 
 
 def validation_error(message: str) -> AwsError:
@@ -132,7 +135,7 @@ class Json11:
 
     media_type = "application/x-amz-json-1.1"
 
-    def decode(self, body: bytes, query_string: bytes) -> dict:
+    def decode(self, body: bytes, query_string: bytes, headers=None) -> dict:
         try:
             document = json.loads(body or b"{}")
         except json.JSONDecodeError as exc:
@@ -149,8 +152,9 @@ class Json11:
         )
 
     def error(self, error: AwsError, request_id: str) -> Response:
+        document = {"__type": error.code, "message": error.message, **error.members}
         return Response(
-            json.dumps({"__type": error.code, "message": error.message}),
+            json.dumps(document),
             status_code=error.status,
             media_type=self.media_type,
             headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": error.code},
@@ -164,7 +168,7 @@ class Query:
     def __init__(self, namespace: str):
         self.namespace = namespace
 
-    def decode(self, body: bytes, query_string: bytes) -> dict:
+    def decode(self, body: bytes, query_string: bytes, headers=None) -> dict:
         return form_of(body, query_string)
 
     def encode(self, operation: str, result: object, request_id: str) -> Response:
@@ -190,8 +194,45 @@ class RestJson(Json11):
 
     media_type = "application/json"
 
-    def decode(self, body: bytes, query_string: bytes) -> dict:
+    def decode(self, body: bytes, query_string: bytes, headers=None) -> dict:
         return {**form_of(b"", query_string), **super().decode(body, b"")}
+
+
+class RestPayload(RestJson):
+    """REST with a raw payload (SageMaker Runtime's InvokeEndpoint): the HTTP body is the
+    operation's blob payload member, as bytes, in both directions, and members the model places
+    in headers come from, and go to, those headers; path and query-string members are
+    REST-JSON's, and so are errors. Built from the operation's botocore model, so the header
+    names are exactly the ones botocore sends and reads."""
+
+    def __init__(self, operation_model):
+        def headers_of(shape) -> dict[str, str]:  # member -> header name
+            return {
+                name: member.serialization.get("name", name)
+                for name, member in (shape.members.items() if shape else ())
+                if member.serialization.get("location") == "header"
+            }
+
+        self.request_headers = headers_of(operation_model.input_shape)
+        self.response_headers = headers_of(operation_model.output_shape)
+        self.request_payload = operation_model.input_shape.serialization.get("payload")
+        self.response_payload = operation_model.output_shape.serialization.get("payload")
+
+    def decode(self, body: bytes, query_string: bytes, headers=None) -> dict:
+        params: dict = form_of(b"", query_string)
+        for member, header in self.request_headers.items():
+            if headers is not None and header in headers:  # Starlette's headers: any case
+                params[member] = headers[header]
+        if self.request_payload:
+            params[self.request_payload] = body
+        return params
+
+    def encode(self, operation: str, result: object, request_id: str) -> Response:
+        headers = {"x-amzn-RequestId": request_id}
+        for member, header in self.response_headers.items():
+            if result.get(member) is not None:
+                headers[header] = str(result[member])
+        return Response(result.get(self.response_payload) or b"", headers=headers)
 
 
 def request_id() -> str:

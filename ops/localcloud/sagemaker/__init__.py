@@ -1,11 +1,16 @@
-"""SageMaker in the local cloud: training jobs run for real, tuning jobs run trials.
+"""SageMaker in the local cloud: training jobs run for real, tuning jobs run trials, endpoints
+serve from fleets of model servers.
 
-- `api`: the operations answered here (the rest of SageMaker is moto's records);
+- `api`: the training and tuning operations answered here (the rest of SageMaker is moto's);
 - `validate`: the checks AWS makes before accepting a request;
 - `records`: training and tuning jobs, and the backend that owns them;
 - `launch`: what a job runs, with what environment (the training containers' contracts);
 - `training`: the runner that makes a job's processes, logs, metrics and artifacts;
 - `tuning`: the search that proposes trials;
+- `endpoints`: the hosting operations (models, endpoint configurations, endpoints);
+- `endpoint_records`: their records and the backend that owns them;
+- `hosting`: the runner that starts, replaces and drains the endpoints' instances;
+- `runtime`: SageMaker Runtime's InvokeEndpoint and the endpoints' CloudWatch metrics;
 - `store`: the records on disk, saved as they change and restored at start.
 """
 
@@ -16,7 +21,16 @@ import threading
 
 from ops.localcloud.routes import Route, json_routes
 from ops.localcloud.sagemaker.api import SageMakerApi
+from ops.localcloud.sagemaker.endpoint_records import (
+    Endpoint,
+    EndpointBackend,
+    EndpointConfig,
+    Model,
+)
+from ops.localcloud.sagemaker.endpoints import EndpointApi
+from ops.localcloud.sagemaker.hosting import EndpointRunner
 from ops.localcloud.sagemaker.records import TERMINAL, SageMakerBackend, TuningJob
+from ops.localcloud.sagemaker.runtime import EndpointMetrics, Runtime
 from ops.localcloud.sagemaker.store import RecordStore
 from ops.localcloud.sagemaker.training import LOCAL_CLOUD_STOPPED, TrainingRunner
 from ops.localcloud.service import Context, Service
@@ -46,8 +60,26 @@ class SageMakerService(Service):
         self.closing = threading.Event()
         self.api = SageMakerApi(self.backend, self.runner, self.closing)
 
+        # Hosting. The autoscaling controller scales a variant with
+        # `hosting.set_desired_instance_count` and reads its traffic with `metrics.window`.
+        self.endpoints = EndpointBackend(save=store.save if store else None)
+        restored: list[Endpoint] = []
+        if store is not None:
+            models, configs = store.load_kind(Model), store.load_kind(EndpointConfig)
+            restored = store.load_kind(Endpoint)
+            self.endpoints.restore(models, configs, restored)
+        self.hosting = EndpointRunner(context, self.endpoints)
+        self.metrics = EndpointMetrics(context.moto, self.endpoints)
+        self.runtime = Runtime(self.endpoints, self.metrics)
+        self.endpoint_api = EndpointApi(self.endpoints, self.hosting, context.moto)
+        for endpoint in restored:
+            self.hosting.resume(endpoint)
+        if restored:
+            log.info("restored %d endpoints; starting their instances", len(restored))
+
     def routes(self) -> list[Route]:
-        return json_routes("SageMaker", "sagemaker", "SageMaker", self.api.handlers())
+        handlers = {**self.api.handlers(), **self.endpoint_api.handlers()}
+        return json_routes("SageMaker", "sagemaker", "SageMaker", handlers) + self.runtime.routes()
 
     def quiesce(self) -> None:
         """No trial starts from now on; every running job is asked to stop (SIGTERM, then
@@ -62,6 +94,7 @@ class SageMakerService(Service):
         for job in self.backend.training_jobs():
             if job.status == "InProgress":
                 self.runner.stop(job, reason=LOCAL_CLOUD_STOPPED)
+        self.hosting.quiesce()  # the supervisor stops the endpoints' instances
 
     def drain(self, timeout: float) -> None:
         """Wait for the jobs' bookkeeping; what could not end in time ends now, so that every
@@ -79,3 +112,6 @@ class SageMakerService(Service):
                     tuning.status, tuning.ended = "Stopped", now()
                 if tuning.status == "Stopped":
                     tuning.failure_reason = tuning.failure_reason or SEARCH_STOPPED
+        self.hosting.drain(timeout)
+        self.runtime.close()
+        self.metrics.close()

@@ -1,11 +1,12 @@
-"""SageMaker's job records on disk, so that a restart of the local cloud, or a crash, keeps
+"""SageMaker's records on disk, so that a restart of the local cloud, or a crash, keeps
 them (AWS keeps a job's record after it ends, and a name once used stays taken).
 
 One JSON file per job, ``<root>/training-jobs/<region>/<name>.json`` and
 ``<root>/hyper-parameter-tuning-jobs/<region>/<name>.json``, rewritten whole (a temporary file
-renamed over the old one) each time the job's status or secondary status changes. A file that
-cannot be read is reported in the local cloud's log and left out: the job is then unknown,
-never half there.
+renamed over the old one) each time the job's status or secondary status changes. Hosting's
+records (``models/``, ``endpoint-configs/``, ``endpoints/``) are kept the same way and their
+file is removed when they are deleted. A file that cannot be read is reported in the local
+cloud's log and left out: the record is then unknown, never half there.
 """
 
 from __future__ import annotations
@@ -37,23 +38,28 @@ class RecordStore:
         return self.root / f"{job.KIND}s" / _file_part(job.region) / f"{_file_part(job.name)}.json"
 
     def save(self, job: Job) -> None:
+        """Write the record; one whose ``deleted`` is set (hosting's records) is removed."""
         try:
-            write_atomic(self.path(job), job.to_dict())
+            if getattr(job, "deleted", False):
+                self.path(job).unlink(missing_ok=True)
+            else:
+                write_atomic(self.path(job), job.to_dict())
         except Exception:  # the job goes on; the record on disk is older than it
             log.exception("could not save the record of %s %s", job.KIND, job.name)
 
     def load(self) -> tuple[list[TrainingJob], list[TuningJob]]:
         """Every saved record that can be read; the others are reported and left out."""
-        return self._load(TrainingJob), self._load(TuningJob)
+        return self.load_kind(TrainingJob), self.load_kind(TuningJob)
 
-    def _load(self, kind: type[Job]) -> list:
+    def load_kind(self, kind) -> list:
+        """Every saved record of ``kind`` (a class with ``KIND`` and ``from_dict``)."""
         jobs = []
         for path in sorted((self.root / f"{kind.KIND}s").glob("*/*.json")):
             try:
                 jobs.append(kind.from_dict(json.loads(path.read_text())))
             except Exception as exc:
                 log.error(
-                    "cannot read the saved %s record %s (%s: %s); that job is not restored",
+                    "cannot read the saved %s record %s (%s: %s); it is not restored",
                     kind.KIND,
                     path,
                     type(exc).__name__,
