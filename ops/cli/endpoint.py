@@ -102,8 +102,11 @@ def promote_endpoint(
             f"smoke invocation: {result.smoke['label']} ({result.smoke['probability']:.3f}) in "
             f"{result.smoke['seconds'] * 1000:.0f} ms"
         )
-    if result.autoscaling:
-        typer.echo(f"autoscaling: {result.autoscaling.get('status', '-')}")
+    scaling = result.autoscaling
+    if scaling.get("re_registered"):
+        typer.echo(f"scalable target registered again: {', '.join(scaling['re_registered'])}")
+    if scaling.get("status"):
+        typer.echo(f"autoscaling: {scaling['status']}")
     deleted = result.deleted
     if deleted["endpoint_configs"] or deleted["models"]:
         typer.echo(
