@@ -29,11 +29,19 @@ def up(
         bool, typer.Option("--detach", "-d", help="Run in the background and return.")
     ] = False,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Autoscaling runs this many times faster than the wall clock: metric periods "
+            "and cooldowns shrink (20: a 60 s period takes 3 s); the policies' numbers do not.",
+        ),
+    ] = 1.0,
     as_json: JsonOption = False,
 ) -> None:
     """Start the local cloud (foreground until Ctrl-C, or --detach)."""
     if detach:
-        state = control.up_detached(port)
+        state = control.up_detached(port, time_scale=time_scale)
         if as_json:
             typer.echo(json.dumps({"url": state.url, "pid": state.pid, "log": state.log}))
             return
@@ -52,7 +60,7 @@ def up(
 
     from ops.localcloud.app import serve_foreground  # the server side, only when serving here
 
-    serve_foreground(port, on_ready=ready)
+    serve_foreground(port, on_ready=ready, time_scale=time_scale)
 
 
 @app.command()

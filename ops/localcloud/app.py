@@ -32,6 +32,7 @@ from moto.iam.models import iam_backends
 
 from ops.jsonfile import write_atomic
 from ops.localcloud import control, loopback, persist
+from ops.localcloud.autoscaling import AutoscalingService
 from ops.localcloud.gateway import create_app
 from ops.localcloud.iam import IamService
 from ops.localcloud.logs import LogsService
@@ -44,7 +45,14 @@ from ops.localcloud.supervisor import Supervisor
 
 log = logging.getLogger("dogops.localcloud")
 # In the order they quiesce when the local cloud stops (what starts work before what runs it).
-SERVICES: tuple[type[Service], ...] = (SageMakerService, SsmService, IamService, LogsService)
+# Autoscaling first: no scaling action may start while SageMaker stops its endpoints.
+SERVICES: tuple[type[Service], ...] = (
+    AutoscalingService,
+    SageMakerService,
+    SsmService,
+    IamService,
+    LogsService,
+)
 DRAIN_S = 60.0  # for final uploads once the children are gone
 # Who may assume the execution role: SageMaker jobs, Lambda functions, EC2 instances. The
 # SageMaker SDK checks that a role it is given trusts sagemaker.amazonaws.com.
@@ -69,9 +77,19 @@ EXECUTION_ROLE_TRUST = {
 class LocalCloud:
     """moto + the services + the front door, started and stopped together."""
 
-    def __init__(self, home: Path, host: str = loopback.HOST, port: int = 0, persist: bool = True):
+    def __init__(
+        self,
+        home: Path,
+        host: str = loopback.HOST,
+        port: int = 0,
+        persist: bool = True,
+        time_scale: float = 1.0,
+    ):
         loopback.require_loopback(host)
+        if not time_scale > 0:
+            raise ValueError(f"time_scale must be > 0, not {time_scale}")
         self.home = home
+        self.time_scale = time_scale
         self.host = host
         self.port = port
         self.persist = persist
@@ -100,8 +118,12 @@ class LocalCloud:
             supervisor=self.supervisor,
             url=self.url,
             persist=self.persist,
+            time_scale=self.time_scale,
         )
-        self.services = [kind(context) for kind in SERVICES]
+        # One list, filled as the services are made: a service finds another through it once
+        # all exist (`Context.service`).
+        self.services = context.services
+        self.services.extend(kind(context) for kind in SERVICES)
         table = RouteTable(route for service in self.services for route in service.routes())
         config = uvicorn.Config(create_app(table, self.moto.url), log_level="warning")
         self._server = uvicorn.Server(config)
@@ -181,10 +203,10 @@ def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(0)
 
 
-def serve_foreground(port: int = 0, on_ready=None) -> None:
+def serve_foreground(port: int = 0, on_ready=None, time_scale: float = 1.0) -> None:
     """`ops local up` without --detach: serve in this process until Ctrl-C or SIGTERM; the
     state file names this process while it serves."""
-    cloud = LocalCloud(control.home(), port=port)
+    cloud = LocalCloud(control.home(), port=port, time_scale=time_scale)
 
     def ready(cloud: LocalCloud) -> None:
         control.register(cloud.url, os.getpid())
@@ -204,9 +226,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home", type=Path, required=True, help="work and state folder")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--ready-file", type=Path, help="write {url, pid} here once serving")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="policy seconds per wall second for autoscaling (20: a 60 s period takes 3 s)",
+    )
     args = parser.parse_args(argv)
+    if not args.time_scale > 0:
+        parser.error("--time-scale must be > 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cloud = LocalCloud(args.home, port=args.port)
+    cloud = LocalCloud(args.home, port=args.port, time_scale=args.time_scale)
 
     def ready(cloud: LocalCloud) -> None:
         print(f"listening on {cloud.url}", flush=True)

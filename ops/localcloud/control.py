@@ -196,8 +196,9 @@ def require_running() -> State:
     return state
 
 
-def up_detached(port: int = 0) -> State:
-    """Start the local cloud in the background and wait until it answers."""
+def up_detached(port: int = 0, time_scale: float = 1.0) -> State:
+    """Start the local cloud in the background and wait until it answers. ``time_scale``:
+    policy seconds per wall second for autoscaling (periods and cooldowns shrink)."""
     existing = running()
     if existing is not None:
         return existing
@@ -209,7 +210,11 @@ def up_detached(port: int = 0) -> State:
     command = [sys.executable, "-m", "ops.localcloud.app", "--home", str(root)]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [*command, "--port", str(port), "--ready-file", str(ready)],
+            [
+                *command,
+                *("--port", str(port), "--ready-file", str(ready)),
+                *("--time-scale", str(time_scale)),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -6,12 +6,15 @@ Adding a service is one package with a `Service` subclass, plus its name in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from ops.localcloud.moto import Moto
 from ops.localcloud.routes import Route
 from ops.localcloud.supervisor import Supervisor
+
+S = TypeVar("S", bound="Service")
 
 
 @dataclass
@@ -21,6 +24,14 @@ class Context:
     supervisor: Supervisor  # the only way to start a child process
     url: str  # the front door, for what runs inside the cloud (the training host's commands)
     persist: bool = True  # keep records across restarts (under home), as S3, IAM and logs are
+    # Policy seconds per wall second for what runs on the scaling clock (`ops.scaling.clock`):
+    # metric periods and cooldowns shrink, the policies' declared numbers do not.
+    time_scale: float = 1.0
+    services: list[Service] = field(default_factory=list)  # every service, once all exist
+
+    def service(self, kind: type[S]) -> S:
+        """Another service of this local cloud (Autoscaling scales SageMaker's endpoints)."""
+        return next(s for s in self.services if isinstance(s, kind))
 
 
 class Service:
