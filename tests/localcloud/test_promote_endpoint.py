@@ -23,9 +23,10 @@ FIRST = ["alpha", "beta", "gamma"]
 SECOND = ["delta", "epsilon", "zeta"]
 
 
-def tiny_artifact(folder, class_names: list[str]) -> bytes:
+def tiny_artifact(folder, class_names: list[str], broken: bool = False) -> bytes:
     """model.tar.gz as ml/train.py writes it: random resnet18 weights (no training, no download),
-    32 px, naming ``class_names``, so an answer tells which model served it."""
+    32 px, naming ``class_names``, so an answer tells which model served it; ``broken``: weights
+    that do not load, so its model servers exit at start."""
     import torch
 
     from ml.model import ModelConfig, build_model
@@ -36,6 +37,8 @@ def tiny_artifact(folder, class_names: list[str]) -> bytes:
     config = ModelConfig(arch="resnet18", num_classes=len(class_names), hidden=16, dropout=0.0)
     model = build_model(config, weights="none")
     export_artifact(model, config, class_names, 32, folder / "model")
+    if broken:
+        (folder / "model" / "model.pth").write_bytes(b"not a state dict")
     return pack_artifact(folder / "model", folder / "model.tar.gz").read_bytes()
 
 
@@ -43,9 +46,9 @@ def tiny_artifact(folder, class_names: list[str]) -> bytes:
 def artifacts(staged, tmp_path_factory) -> dict[str, str]:
     s3 = staged.client("s3")
     uris = {}
-    for label, names in (("first", FIRST), ("second", SECOND)):
+    for label, names in (("first", FIRST), ("second", SECOND), ("broken", SECOND)):
         key = f"models/promote-{label}/output/model.tar.gz"
-        body = tiny_artifact(tmp_path_factory.mktemp(label), names)
+        body = tiny_artifact(tmp_path_factory.mktemp(label), names, broken=label == "broken")
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         uris[label] = f"s3://{BUCKET}/{key}"
     return uris
@@ -101,6 +104,20 @@ def test_promote_update_and_roll_back_a_local_endpoint(registered, staged, artif
     assert second["action"] == "updated" and second["retained_variant_properties"] is True
     assert second["previous_config"] == first["endpoint_config"]
     assert second["smoke"]["label"] in SECOND and answered_by(staged) in SECOND
+
+    # A model that does not load: the endpoint stays on the second model, says why, and the
+    # broken config and model are gone.
+    failed = CliRunner().invoke(
+        app,
+        ["promote-endpoint", "--model-data", artifacts["broken"], "--poll", "0.2", "--json"],
+    )
+    assert failed.exit_code == 1, failed.output
+    outcome = json.loads(failed.stdout)
+    assert "did not pass the ping health check" in outcome["failure"]
+    assert outcome["rollback"] == {"to": second["endpoint_config"], "by": "SageMaker"}
+    assert outcome["deleted"]["endpoint_configs"] == [outcome["endpoint_config"]]
+    assert "rolled back" in failed.stderr
+    assert answered_by(staged) in SECOND
 
     # Without --json, as a person reads it (not a terminal: plain lines, no spinner).
     back = CliRunner().invoke(app, ["promote-endpoint", "--rollback", "--poll", "0.2"])
