@@ -84,8 +84,25 @@ def test_targets_policies_and_their_alarms_as_aws_shapes_them(hosting):
     )
     unbounded = error_of(lambda: aas.register_scalable_target(**target))
     assert unbounded["Code"] == "ValidationException"
-    answer = aas.register_scalable_target(**target, MinCapacity=1, MaxCapacity=3)
+    answer = aas.register_scalable_target(
+        **target, MinCapacity=1, MaxCapacity=3, Tags={"team": "dogs"}
+    )
     validate_response(aas, "RegisterScalableTarget", answer)
+    arn = answer["ScalableTargetARN"]
+    aas.tag_resource(ResourceARN=arn, Tags={"env": "local"})
+    aas.untag_resource(ResourceARN=arn, TagKeys=["team"])
+    tags = aas.list_tags_for_resource(ResourceARN=arn)
+    validate_response(aas, "ListTagsForResource", tags)
+    assert tags["Tags"] == {"env": "local"}
+    unknown = error_of(lambda: aas.list_tags_for_resource(ResourceARN=arn + "0"))
+    assert unknown["Code"] == "ResourceNotFoundException"
+    assert aas.describe_scheduled_actions(ServiceNamespace=NS)["ScheduledActions"] == []
+    scheduled = error_of(
+        lambda: aas.put_scheduled_action(
+            ScheduledActionName="nightly", Schedule="cron(0 0 * * ? *)", **target
+        )
+    )
+    assert scheduled["Code"] == "ValidationException"
     assert answer["ScalableTargetARN"].startswith(
         "arn:aws:application-autoscaling:us-east-1:123456789012:scalable-target/"
     )

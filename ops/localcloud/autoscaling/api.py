@@ -33,6 +33,7 @@ from ops.localcloud.autoscaling.backend import (
     Key,
     NotFound,
     Policy,
+    UnknownResource,
 )
 from ops.localcloud.autoscaling.controller import Controller
 from ops.localcloud.routes import Handler, api_method
@@ -55,6 +56,12 @@ _RESOURCE_ID = re.compile(r"endpoint/([^/]+)/variant/([^/]+)")
 def _aws_error(exc: Exception) -> AwsError | None:
     if isinstance(exc, NotFound):
         return AwsError("ObjectNotFoundException", str(exc))
+    if isinstance(exc, UnknownResource):
+        return AwsError(
+            "ResourceNotFoundException",
+            f"No scalable target found for ARN {exc}",
+            members={"ResourceName": str(exc)},
+        )
     if isinstance(exc, Invalid | InvalidScalingInput):
         return validation_error(str(exc))
     return None
@@ -117,6 +124,14 @@ class AutoscalingApi:
             "DescribeScalingPolicies": self.describe_scaling_policies,
             "DeleteScalingPolicy": self.delete_scaling_policy,
             "DescribeScalingActivities": self.describe_scaling_activities,
+            "TagResource": self.tag_resource,
+            "UntagResource": self.untag_resource,
+            "ListTagsForResource": self.list_tags_for_resource,
+            # Not implemented, and not left to moto either (it knows none of our targets).
+            "PutScheduledAction": self.put_scheduled_action,
+            "DescribeScheduledActions": self.describe_scheduled_actions,
+            "DeleteScheduledAction": self.delete_scheduled_action,
+            "GetPredictiveScalingForecast": self.get_predictive_scaling_forecast,
         }
 
     # -- targets ---------------------------------------------------------------------------
@@ -145,6 +160,7 @@ class AutoscalingApi:
             self.controller.clock.now(),
             role_arn=p.get("RoleARN"),
             suspended=p.get("SuspendedState"),
+            tags=p.get("Tags"),
         )
         if current < target.min_capacity:
             self.controller.enforce_bounds(target, True, target.min_capacity, current)
@@ -243,6 +259,50 @@ class AutoscalingApi:
         with self.backend.lock:  # the controller changes activities under this lock
             described = [activity.describe() for _, activity in chunk]
         return {"ScalingActivities": described, **more}
+
+    # -- tags (of scalable targets) ----------------------------------------------------------
+
+    @_api
+    def tag_resource(self, region: str, p: dict) -> dict:
+        self.backend.tag(p["ResourceARN"], tags=p["Tags"])
+        return {}
+
+    @_api
+    def untag_resource(self, region: str, p: dict) -> dict:
+        self.backend.tag(p["ResourceARN"], untag=p["TagKeys"])
+        return {}
+
+    @_api
+    def list_tags_for_resource(self, region: str, p: dict) -> dict:
+        return {"Tags": dict(self.backend.target_by_arn(p["ResourceARN"]).tags)}
+
+    # -- what the local cloud does not run -----------------------------------------------------
+
+    @_api
+    def put_scheduled_action(self, region: str, p: dict) -> dict:
+        raise Invalid(
+            "The local cloud's Application Auto Scaling does not run scheduled actions; "
+            "scale with a TargetTrackingScaling policy, or RegisterScalableTarget's bounds"
+        )
+
+    @_api
+    def describe_scheduled_actions(self, region: str, p: dict) -> dict:
+        return {"ScheduledActions": []}
+
+    @_api
+    def delete_scheduled_action(self, region: str, p: dict) -> dict:
+        raise NotFound(
+            f"No scheduled action found for service namespace: {p['ServiceNamespace']}, "
+            f"resource ID: {p['ResourceId']}, scalable dimension: {p['ScalableDimension']}, "
+            f"scheduled action name: {p['ScheduledActionName']}"
+        )
+
+    @_api
+    def get_predictive_scaling_forecast(self, region: str, p: dict) -> dict:
+        raise Invalid(
+            "The local cloud's Application Auto Scaling implements TargetTrackingScaling "
+            "policies only; there is no predictive scaling forecast"
+        )
 
     # -- the policy's alarms in CloudWatch -------------------------------------------------------
 

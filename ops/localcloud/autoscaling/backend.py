@@ -53,6 +53,10 @@ class Invalid(Exception):
     """A request AWS refuses (ValidationException, in AWS's or our words)."""
 
 
+class UnknownResource(Exception):
+    """No scalable target has this ARN (ResourceNotFoundException, for the tag operations)."""
+
+
 @dataclass
 class Target:
     """A registered scalable target (RegisterScalableTarget)."""
@@ -65,6 +69,7 @@ class Target:
     arn: str
     role_arn: str = SERVICE_LINKED_ROLE
     suspended: dict = field(default_factory=dict)  # SuspendedState
+    tags: dict = field(default_factory=dict)
     namespace: str = NAMESPACE
     dimension: str = DIMENSION
 
@@ -204,6 +209,8 @@ class AutoscalingBackend:
                 target.role_arn = extra["role_arn"]
             if extra.get("suspended") is not None:
                 target.suspended = {**target.suspended, **extra["suspended"]}
+            if extra.get("tags"):
+                target.tags = {**target.tags, **extra["tags"]}
             self.targets[key] = target
             for policy in self.policies_of(key):
                 if policy.engine is not None:
@@ -226,6 +233,22 @@ class AutoscalingBackend:
                 del self.policies[(key, policy.name)]
             self.save()
             return removed
+
+    def target_by_arn(self, arn: str) -> Target:
+        with self.lock:
+            for target in self.targets.values():
+                if target.arn == arn:
+                    return target
+        raise UnknownResource(arn)
+
+    def tag(self, arn: str, tags: dict | None = None, untag: list[str] = ()) -> Target:
+        with self.lock:
+            target = self.target_by_arn(arn)
+            target.tags = {
+                k: v for k, v in {**target.tags, **(tags or {})}.items() if k not in untag
+            }
+            self.save()
+            return target
 
     def list_targets(self, region: str, namespace: str) -> list[Target]:
         with self.lock:
