@@ -18,7 +18,9 @@ from ops.localcloud import control
 from ops.promotion import smoke_image
 from tests.localcloud.conftest import BUCKET
 
-NAME = endpoint_settings().endpoint_name
+SETTINGS = endpoint_settings()
+NAME = SETTINGS.endpoint_name
+POLICY = SETTINGS.policy_name
 FIRST = ["alpha", "beta", "gamma"]
 SECOND = ["delta", "epsilon", "zeta"]
 
@@ -61,11 +63,10 @@ def registered(cloud, staged, tmp_path, monkeypatch):
     monkeypatch.setenv("DOGOPS_HOME", str(tmp_path))
     control.register(cloud.url, os.getpid())
     yield tmp_path
-    resource = f"endpoint/{NAME}/variant/{endpoint_settings().variant_name}"
     with contextlib.suppress(ClientError):
         staged.client("application-autoscaling").deregister_scalable_target(
             ServiceNamespace="sagemaker",
-            ResourceId=resource,
+            ResourceId=SETTINGS.resource_id,
             ScalableDimension="sagemaker:variant:DesiredInstanceCount",
         )
     with contextlib.suppress(ClientError):
@@ -86,6 +87,18 @@ def answered_by(staged) -> str:
     return json.loads(response["Body"].read())["predictions"][0]["label"]
 
 
+def scaling(staged) -> tuple[int, int, list[str]]:
+    """The variant's scalable target bounds and policy names in the local cloud."""
+    aas = staged.client("application-autoscaling")
+    (target,) = aas.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[SETTINGS.resource_id]
+    )["ScalableTargets"]
+    policies = aas.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=SETTINGS.resource_id
+    )["ScalingPolicies"]
+    return target["MinCapacity"], target["MaxCapacity"], [p["PolicyName"] for p in policies]
+
+
 @pytest.mark.slow
 def test_promote_update_and_roll_back_a_local_endpoint(registered, staged, artifacts):
     started = time.monotonic()
@@ -96,14 +109,18 @@ def test_promote_update_and_roll_back_a_local_endpoint(registered, staged, artif
     assert described["EndpointStatus"] == "InService"
     assert described["EndpointConfigName"] == first["endpoint_config"]
     assert answered_by(staged) in FIRST
-    assert first["autoscaling"]["status"] in ("registered", "present")
+    assert first["autoscaling"]["status"] == "registered"
+    assert scaling(staged) == (SETTINGS.min_capacity, SETTINGS.max_capacity, [POLICY])
 
+    # A new instance type: the scalable target goes before the update and comes back after.
     started = time.monotonic()
-    second = promote("--model-data", artifacts["second"])
+    second = promote("--model-data", artifacts["second"], "--instance-type", "ml.c5.xlarge")
     updated_s = time.monotonic() - started
-    assert second["action"] == "updated" and second["retained_variant_properties"] is True
+    assert second["action"] == "updated" and second["retained_variant_properties"] is False
+    assert second["autoscaling"]["re_registered"] == [SETTINGS.resource_id]
     assert second["previous_config"] == first["endpoint_config"]
     assert second["smoke"]["label"] in SECOND and answered_by(staged) in SECOND
+    assert scaling(staged) == (SETTINGS.min_capacity, SETTINGS.max_capacity, [POLICY])
 
     # A model that does not load: the endpoint stays on the second model, says why, and the
     # broken config and model are gone.
@@ -114,6 +131,7 @@ def test_promote_update_and_roll_back_a_local_endpoint(registered, staged, artif
     assert failed.exit_code == 1, failed.output
     outcome = json.loads(failed.stdout)
     assert "did not pass the ping health check" in outcome["failure"]
+    assert outcome["retained_variant_properties"] is True  # same instance type
     assert outcome["rollback"] == {"to": second["endpoint_config"], "by": "SageMaker"}
     assert outcome["deleted"]["endpoint_configs"] == [outcome["endpoint_config"]]
     assert "rolled back" in failed.stderr
@@ -125,4 +143,5 @@ def test_promote_update_and_roll_back_a_local_endpoint(registered, staged, artif
     assert f"endpoint {NAME} rolled-back: config {first['endpoint_config']}" in back.stdout
     assert "endpoint InService" in back.stderr and "smoke invocation answered" in back.stderr
     assert answered_by(staged) in FIRST
+    assert scaling(staged) == (SETTINGS.min_capacity, SETTINGS.max_capacity, [POLICY])
     print(f"promotion wall time: create {created_s:.1f} s, update {updated_s:.1f} s")
