@@ -339,6 +339,9 @@ def test_an_endpoint_scales_out_under_load_and_back_in_as_the_simulator_predicts
         load.stop()
     load_stopped = clock.now()
     assert load.failures == []
+    cloudwatch = clients(fast_cloud.url)("cloudwatch")
+    high = cloudwatch.describe_alarms(AlarmNamePrefix=f"TargetTracking-{resource}-AlarmHigh")
+    assert high["MetricAlarms"][0]["StateValue"] == "OK"  # 3 instances hold under the target
     held = activities(aas, resource)
     assert [a["Description"] for a in held] == ["Setting desired instance count to 3."]
     out = scaled_out[0]
@@ -352,6 +355,9 @@ def test_an_endpoint_scales_out_under_load_and_back_in_as_the_simulator_predicts
         poll=0.1,
     )
     finished = clock.now()
+    # CloudWatch shows the alarm states the engine saw: quiet for 15 minutes, AlarmLow fired.
+    low = cloudwatch.describe_alarms(AlarmNamePrefix=f"TargetTracking-{resource}-AlarmLow")
+    assert low["MetricAlarms"][0]["StateValue"] == "ALARM"
     variant = hosting.describe("aas-load")["ProductionVariants"][0]
     assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (1, 1)
     measured = list(reversed(done))

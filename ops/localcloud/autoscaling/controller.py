@@ -49,11 +49,15 @@ class Controller:
         backend: AutoscalingBackend,
         sagemaker: Callable[[], object],
         time_scale: float = 1.0,
+        alarm_states: Callable[[str, dict[str, str]], None] | None = None,
     ) -> None:
         self.backend = backend
         self.clock = RealClock(time_scale)
         self.time_scale = time_scale
         self._sagemaker = sagemaker
+        # (region, {alarm name: state}) -> CloudWatch, when an alarm's state changes.
+        self._alarm_states = alarm_states
+        self._shown: dict[str, str] = {}  # alarm name -> the state CloudWatch shows
         # Activities waiting for the endpoint to finish a change: key -> (activity, engine).
         self._pending: dict[Key, tuple[Activity, Engine | None]] = {}
         self._lock = threading.Lock()
@@ -141,6 +145,7 @@ class Controller:
         if self._suspended(target, engine, end):
             return
         seen = engine.evaluate(end, current)
+        self._show_alarms(target.region, engine, seen)
         if seen.not_scaled is not None:
             self.backend.record(target.key, seen.not_scaled)
         if seen.decision is not None:
@@ -150,6 +155,16 @@ class Controller:
                 "autoscaling %s: %s (%s)", target.resource_id, activity.description, activity.cause
             )
             self._apply(target, activity, engine)
+
+    def _show_alarms(self, region: str, engine: Engine, seen) -> None:
+        """Give the policy's CloudWatch alarms the states the engine saw, when they change."""
+        states = {engine.high_alarm.name: str(seen.high)}
+        if engine.low_alarm is not None and seen.low is not None:
+            states[engine.low_alarm.name] = str(seen.low)
+        changed = {name: state for name, state in states.items() if self._shown.get(name) != state}
+        if changed and self._alarm_states is not None:
+            self._shown.update(changed)
+            self._alarm_states(region, changed)
 
     def _suspended(self, target: Target, engine: Engine, now: float) -> bool:
         """Whether the alarm that would act is suspended (SuspendedState)."""
