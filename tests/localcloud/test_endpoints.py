@@ -48,6 +48,7 @@ INFERENCE = """
             model = json.load(f)
         if model.get("broken"):
             raise RuntimeError("this model does not load")
+        time.sleep(model.get("hang", 0))
         return model
 
 
@@ -69,9 +70,9 @@ INFERENCE = """
 """
 
 
-def artifact(version: str, broken: bool = False) -> bytes:
+def artifact(version: str, broken: bool = False, hang: float = 0) -> bytes:
     files = {
-        "model.json": json.dumps({"version": version, "broken": broken}),
+        "model.json": json.dumps({"version": version, "broken": broken, "hang": hang}),
         "code/inference.py": textwrap.dedent(INFERENCE),
     }
     buffer = io.BytesIO()
@@ -95,17 +96,19 @@ class Hosting:
         self.s3 = client("s3")
         self.endpoints: list[str] = []
 
-    def stage(self, version: str, broken: bool = False) -> str:
+    def stage(self, version: str, **kind) -> str:
         if BUCKET not in [b["Name"] for b in self.s3.list_buckets()["Buckets"]]:
             self.s3.create_bucket(Bucket=BUCKET)
         key = f"models/{version}/model.tar.gz"
-        self.s3.put_object(Bucket=BUCKET, Key=key, Body=artifact(version, broken))
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=artifact(version, **kind))
         return f"s3://{BUCKET}/{key}"
 
-    def model(self, name: str, version: str, broken: bool = False) -> str:
+    def model(self, name: str, version: str, **kind) -> str:
+        """A model of ``version``; ``kind``: ``broken`` (it does not load), ``hang`` (seconds
+        its loading takes)."""
         container = {
             "Image": "local/pytorch-inference",
-            "ModelDataUrl": self.stage(version, broken),
+            "ModelDataUrl": self.stage(version, **kind),
         }
         self.sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer=container)
         return name
@@ -475,6 +478,24 @@ def test_invocation_metrics_reach_cloudwatch(cloud, hosting):
         REGION, "ep-metrics", VARIANT, time.time() - 60, time.time() + 1
     )
     assert (window.invocations, window.invocations_per_instance) == (6, 6.0)
+
+
+def test_an_instance_that_never_answers_fails_the_deployment(cloud, hosting):
+    runner = cloud.service(SageMakerService).hosting
+    default = runner.default_startup_timeout
+    # ContainerStartupHealthCheckTimeoutInSeconds is at least 60 (the service model); the
+    # runner's default stands in for it, so the test waits 1 s rather than a minute.
+    runner.default_startup_timeout = 1.0
+    try:
+        model = hosting.model("ep-hang-model", "slow", hang=60)
+        hosting.endpoint("ep-hang", hosting.config("ep-hang-config", model), wait=False)
+        started = time.monotonic()
+        failed = hosting.wait("ep-hang", timeout=15)
+    finally:
+        runner.default_startup_timeout = default
+    assert failed["EndpointStatus"] == "Failed"
+    assert "did not pass the ping health check" in failed["FailureReason"]
+    assert time.monotonic() - started < 10
 
 
 def test_endpoints_configs_and_models_survive_a_restart(tmp_path):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import random
 import threading
 import time
@@ -281,16 +282,21 @@ class EndpointMetrics:
         """The variant's invocations (and their InvocationsPerInstance sum) in the seconds
         from ``start`` up to ``end`` (epoch seconds; what `record` has seen, published or
         not). The autoscaling controller reads its metric periods here."""
-        invocations, per_instance = 0, 0.0
+        key = (region, endpoint, variant)
+        first, last = math.ceil(start), math.ceil(end)  # the seconds s with start <= s < end
         with self._lock:
-            seconds = dict(self._history.get((region, endpoint, variant), {}))
-            for (r, e, v, second), bucket in self._open.items():
-                if (r, e, v) == (region, endpoint, variant):
-                    seconds[second] = (bucket.invocations, bucket.per_instance)
-        for second, (count, share) in seconds.items():
-            if start <= second < end:
-                invocations += count
-                per_instance += share
+            history = self._history.get(key, {})
+            if last - first < len(history):  # a short window (the controller's): look it up
+                seen = [history[s] for s in range(first, last) if s in history]
+            else:
+                seen = [value for s, value in history.items() if start <= s < end]
+            seen += [
+                (bucket.invocations, bucket.per_instance)
+                for (r, e, v, second), bucket in self._open.items()
+                if (r, e, v) == key and start <= second < end
+            ]
+        invocations = sum(count for count, _ in seen)
+        per_instance = sum(share for _, share in seen)
         return Window(invocations, per_instance)
 
     def close(self) -> None:
