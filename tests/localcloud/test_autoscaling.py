@@ -265,7 +265,7 @@ class Load:
         self.failures: list[str] = []
         self.sent = 0
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=16)
+        self._pool = ThreadPoolExecutor(max_workers=32)  # room for a slow CI machine
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> Load:
