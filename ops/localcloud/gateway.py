@@ -6,6 +6,7 @@ intercepted."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 
@@ -80,7 +81,15 @@ async def _answer(
     try:
         params = {**route.codec.decode(body, query, request.headers), **path_params}
         region, _ = signing_scope(request.headers.get("authorization"))
-        result = await run_in_threadpool(_handle, route, Call(region, params))
+        call = Call(region, params)
+        if inspect.iscoroutinefunction(route.handler):
+            # A handler that mostly waits on another server (InvokeEndpoint forwarding to a
+            # model server) runs on the event loop: it holds no thread of the pool while it
+            # waits, so slow models cannot starve the other operations of threads.
+            shapes.check(route.model_service, route.operation, params)
+            result = await route.handler(call)
+        else:
+            result = await run_in_threadpool(_handle, route, call)
         log.info("%s %s", route.name, region)
         return route.codec.encode(route.operation, result, rid)
     except AwsError as exc:

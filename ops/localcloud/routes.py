@@ -8,8 +8,10 @@ botocore service whose model checks its requests, unless the route names another
 - REST (Lambda, SageMaker Runtime): the method and a path template (``/functions/{name}``);
 - query (IAM, STS): the ``Action`` parameter.
 
-Whatever no route matches goes to moto. A service adds itself by returning its routes from
-``Service.routes()`` (see `ops.localcloud.service`).
+A handler is a plain function (run on the front door's thread pool) or a coroutine function
+(awaited on its event loop: for handlers that mostly wait on another server, so that they hold
+no thread meanwhile). Whatever no route matches goes to moto. A service adds itself by
+returning its routes from ``Service.routes()`` (see `ops.localcloud.service`).
 """
 
 from __future__ import annotations

@@ -113,5 +113,4 @@ class SageMakerService(Service):
                 if tuning.status == "Stopped":
                     tuning.failure_reason = tuning.failure_reason or SEARCH_STOPPED
         self.hosting.drain(timeout)
-        self.runtime.close()
         self.metrics.close()

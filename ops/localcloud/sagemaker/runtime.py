@@ -76,10 +76,7 @@ class Runtime:
     def __init__(self, backend: EndpointBackend, metrics: EndpointMetrics):
         self.backend = backend
         self.metrics = metrics
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(INVOCATION_TIMEOUT_S, connect=2.0),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-        )
+        self._http: httpx.AsyncClient | None = None  # made on the front door's event loop
         self._random = random.Random()
 
     def routes(self) -> list[Route]:
@@ -98,10 +95,19 @@ class Runtime:
             )
         ]
 
-    def close(self) -> None:
-        self._http.close()
+    def _client(self) -> httpx.AsyncClient:
+        """The pool of keep-alive connections to the instances, bound to the event loop of the
+        first request (the front door has one)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(INVOCATION_TIMEOUT_S, connect=2.0),
+                limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            )
+        return self._http
 
-    def invoke(self, call: Call) -> dict:
+    async def invoke(self, call: Call) -> dict:
+        """Awaited on the front door's event loop (see `gateway`): a request waiting for its
+        model holds no thread."""
         started = time.perf_counter()
         region, params = call.region, call.params
         name = params["EndpointName"]
@@ -120,7 +126,7 @@ class Runtime:
             fleet, instance, instances = self._acquire(region, name, params, refused)
             sent = time.perf_counter()
             try:
-                response = self._http.post(
+                response = await self._client().post(
                     f"{instance.url}/invocations", content=body, headers=headers
                 )
             except httpx.ConnectError:
