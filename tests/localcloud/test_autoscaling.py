@@ -340,8 +340,6 @@ def test_an_endpoint_scales_out_under_load_and_back_in_as_the_simulator_predicts
     load_stopped = clock.now()
     assert load.failures == []
     cloudwatch = clients(fast_cloud.url)("cloudwatch")
-    high = cloudwatch.describe_alarms(AlarmNamePrefix=f"TargetTracking-{resource}-AlarmHigh")
-    assert high["MetricAlarms"][0]["StateValue"] == "OK"  # 3 instances hold under the target
     held = activities(aas, resource)
     assert [a["Description"] for a in held] == ["Setting desired instance count to 3."]
     out = scaled_out[0]
