@@ -441,6 +441,53 @@ def test_a_killed_instance_is_replaced_and_fleets_rescale(cloud, hosting):
     assert hosting.invoke("ep-heal", {})["Body"]["version"] == "v2"
 
 
+def test_variants_take_traffic_by_weight_or_by_name(hosting):
+    variants = [
+        {
+            "VariantName": name,
+            "ModelName": hosting.model(f"ep-weights-{name.lower()}", version),
+            "InitialInstanceCount": 1,
+            "InstanceType": "ml.m5.large",
+            "InitialVariantWeight": weight,
+        }
+        for name, version, weight in (("Blue", "v1", 1.0), ("Green", "v2", 0.0))
+    ]
+    hosting.sm.create_endpoint_config(EndpointConfigName="ep-weights", ProductionVariants=variants)
+    described = hosting.endpoint("ep-weights", "ep-weights")
+    assert [(v["VariantName"], v["CurrentWeight"]) for v in described["ProductionVariants"]] == [
+        ("Blue", 1.0),
+        ("Green", 0.0),
+    ]
+    answers = [hosting.invoke("ep-weights", {}) for _ in range(10)]
+    assert {(a["InvokedProductionVariant"], a["Body"]["version"]) for a in answers} == {
+        ("Blue", "v1")
+    }
+    named = hosting.invoke("ep-weights", {}, TargetVariant="Green")
+    assert (named["InvokedProductionVariant"], named["Body"]["version"]) == ("Green", "v2")
+
+    # AWS lets the configuration and models be deleted while the endpoint uses them.
+    hosting.sm.delete_endpoint_config(EndpointConfigName="ep-weights")
+    hosting.sm.delete_model(ModelName="ep-weights-blue")
+    hosting.sm.update_endpoint_weights_and_capacities(
+        EndpointName="ep-weights",
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "Blue", "DesiredWeight": 0.0},
+            {"VariantName": "Green", "DesiredWeight": 1.0},
+        ],
+    )
+    hosting.wait("ep-weights")
+    answers = [hosting.invoke("ep-weights", {}) for _ in range(10)]
+    assert {a["InvokedProductionVariant"] for a in answers} == {"Green"}
+    unknown = error_of(
+        lambda: hosting.sm.update_endpoint_weights_and_capacities(
+            EndpointName="ep-weights",
+            DesiredWeightsAndCapacities=[{"VariantName": "Red", "DesiredWeight": 1.0}],
+        )
+    )
+    assert unknown["Error"]["Code"] == "ValidationException"
+    assert 'no production variant named "Red"' in unknown["Error"]["Message"]
+
+
 def test_invocation_metrics_reach_cloudwatch(cloud, hosting):
     hosting.endpoint(
         "ep-metrics", hosting.config("ep-metrics-config", hosting.model("ep-metrics-model", "v1"))
