@@ -470,7 +470,7 @@ class EndpointRunner:
     def _answers_ping(self, url: str) -> bool:
         try:
             return self._ping.get(f"{url}/ping").status_code == 200
-        except httpx.HTTPError:
+        except (httpx.HTTPError, RuntimeError):  # RuntimeError: closed by a stop's drain
             return False
 
     def _retire(self, instances: list[Instance]) -> None:
