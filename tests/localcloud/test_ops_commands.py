@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 
+import boto3
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from ops.cli import app
+from ops.config import endpoint_settings
 from ops.localcloud import control
 from ops.localcloud.ssm.host import TRAINING_HOST_ID
+from ops.promotion import smoke_image
 from tests.localcloud.conftest import run_ops as ops
 from tests.localcloud.test_ssm import ssm_client
 
@@ -61,6 +68,54 @@ def test_train_without_a_local_cloud_says_how_to_start_one(tmp_path, monkeypatch
     assert "ops local up --detach" in result.output
 
 
+CREDENTIALS = {
+    "region_name": "us-east-1",
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+}
+
+
+@contextlib.contextmanager
+def serving_once(body: bytes, content_type: str):
+    """An HTTP server on 127.0.0.1 answering every GET with ``body``; yields its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/dog.jpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def remove_endpoint(cloud, settings) -> None:
+    """The endpoint (its model servers stop) and its scalable target, gone."""
+    session = boto3.Session(**CREDENTIALS)
+    with contextlib.suppress(ClientError):
+        session.client(
+            "application-autoscaling", endpoint_url=cloud.url
+        ).deregister_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=settings.resource_id,
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        )
+    with contextlib.suppress(ClientError):
+        session.client("sagemaker", endpoint_url=cloud.url).delete_endpoint(
+            EndpointName=settings.endpoint_name
+        )
+
+
 def train_json(data, *args: str) -> dict:
     """`ops train --data DATA ARGS --json`, which must succeed; its JSON result."""
     result = CliRunner().invoke(app, ["train", "--data", str(data), *args, "--json"])
@@ -77,7 +132,7 @@ def registered(cloud, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ops_train_tunes_then_trains_and_records(registered, synth_data):
+def test_ops_train_tunes_then_trains_and_records(registered, synth_data, cloud, monkeypatch):
     flags = "--max-jobs 2 --max-parallel 1 --epochs 2 --image-size 32 --strategy Random --seed 5"
     document = train_json(synth_data, *flags.split())
     assert document["target"] == "local"
@@ -90,6 +145,29 @@ def test_ops_train_tunes_then_trains_and_records(registered, synth_data):
     assert "Test Loss" in document["metrics"]
     recorded = json.loads((registered / "trained" / "local.json").read_text())
     assert recorded["model_artifact"] == document["model_artifact"]
+
+    # The mission's chain goes on: `ops promote-endpoint` puts the recorded model on the
+    # endpoint, which answers the original project's request, {"url": ...}, and an image body.
+    # The image is served on loopback, which the model servers refuse unless allowed (tests only).
+    monkeypatch.setenv("INFERENCE_URL_ALLOW_NETWORKS", "127.0.0.0/8")
+    settings = endpoint_settings()
+    runtime = boto3.Session(**CREDENTIALS).client("sagemaker-runtime", endpoint_url=cloud.url)
+    with serving_once(smoke_image(), "image/jpeg") as image_url:
+        try:
+            promoted = CliRunner().invoke(app, ["promote-endpoint", "--poll", "0.2", "--json"])
+            assert promoted.exit_code == 0, promoted.output
+            assert json.loads(promoted.stdout)["model_data"] == recorded["model_artifact"]
+            for body, content_type in (
+                (json.dumps({"url": image_url}).encode(), "application/json"),
+                (smoke_image(), "image/jpeg"),
+            ):
+                answer = runtime.invoke_endpoint(
+                    EndpointName=settings.endpoint_name, ContentType=content_type, Body=body
+                )
+                predictions = json.loads(answer["Body"].read())["predictions"]
+                assert predictions and {"label", "probability"} <= set(predictions[0])
+        finally:
+            remove_endpoint(cloud, settings)
 
 
 @pytest.mark.slow
