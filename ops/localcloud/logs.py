@@ -12,10 +12,9 @@ repeat nor push others out.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 
+from ops.localcloud import wire
 from ops.localcloud.routes import Route, json_routes
 from ops.localcloud.service import Service
 from ops.localcloud.wire import AwsError, Call
@@ -66,21 +65,17 @@ def event_key(event: dict) -> tuple:
 
 
 def encode_token(group: str, head: bool, key: tuple) -> str:
-    document = json.dumps({"v": 1, "group": group, "head": head, "after": list(key)})
-    return base64.urlsafe_b64encode(document.encode()).decode()
+    return wire.encode_token({"group": group, "head": head, "after": list(key)})
 
 
 def decode_token(token: object, group: str) -> tuple[bool, tuple]:
     """(oldest first?, the key of the last event returned) from a token of ours for this
     group; anything else is AWS's InvalidParameterException."""
-    try:
-        document = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        after = tuple(document["after"])
-        types = tuple(type(value) for value in after)
-        if document["v"] == 1 and document["group"] == group and types == KEY_TYPES:
-            return bool(document["head"]), after
-    except (ValueError, KeyError, TypeError, AttributeError):
-        pass
+    document = wire.decode_token(token)
+    if document is not None and document.get("group") == group:
+        after = tuple(document["after"]) if isinstance(document.get("after"), list) else ()
+        if tuple(type(value) for value in after) == KEY_TYPES:
+            return bool(document.get("head")), after
     raise invalid_parameter("The specified nextToken is invalid.")
 
 

@@ -95,19 +95,30 @@ def page(
     return chunk, ({"NextToken": _token(identity(chunk[-1]))} if more and chunk else {})
 
 
+def encode_token(document: dict) -> str:
+    """An opaque page token carrying ``document`` (JSON), versioned so a later format can tell
+    its tokens from these."""
+    return base64.urlsafe_b64encode(json.dumps({"v": 1, **document}).encode()).decode()
+
+
+def decode_token(token: object) -> dict | None:
+    """The document `encode_token` put in ``token``, or None for anything not one of ours."""
+    try:
+        document = json.loads(base64.urlsafe_b64decode(str(token).encode()))
+    except (ValueError, TypeError):
+        return None
+    return document if isinstance(document, dict) and document.get("v") == 1 else None
+
+
 def _token(identity: str) -> str:
-    document = json.dumps({"v": 1, "after": identity}).encode()
-    return base64.urlsafe_b64encode(document).decode()
+    return encode_token({"after": identity})
 
 
 def _token_identity(token: object) -> str:
-    try:
-        document = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        if document.get("v") == 1 and isinstance(document.get("after"), str):
-            return document["after"]
-    except (ValueError, AttributeError, TypeError):
-        pass
-    raise validation_error("Invalid pagination token")
+    document = decode_token(token)
+    if document is None or not isinstance(document.get("after"), str):
+        raise validation_error("Invalid pagination token")
+    return document["after"]
 
 
 @dataclass(frozen=True)
