@@ -16,7 +16,6 @@ cloud's own OverheadLatency metric (the handler's time besides the model's).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import tempfile
@@ -25,15 +24,14 @@ from pathlib import Path
 
 import boto3
 import httpx
-import numpy as np
 import torch
 
+from bench.serving import sample_jpeg
 from ml.model import ModelConfig, build_model
 from ml.train import export_artifact
 from ops.artifacts import pack_artifact
 from ops.localcloud.app import LocalCloud
 from ops.localcloud.sagemaker import SageMakerService
-from ops.synth import render
 
 BUCKET = "bench-endpoints"
 SIGNED = {
@@ -68,10 +66,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     args = parser.parse_args()
     torch.manual_seed(0)
-    image = render(0, 5, np.random.default_rng(0), 400).resize((500, 375))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    jpeg = buffer.getvalue()
+    jpeg = sample_jpeg()
     config = ModelConfig(arch=args.arch, num_classes=133)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,6 +27,16 @@ from ops.synth import render
 REPO = Path(__file__).resolve().parents[1]
 
 
+def sample_jpeg() -> bytes:
+    """The request the serving benchmarks send: a 500x375 synthetic dog photo, JPEG at 90."""
+    import numpy as np
+
+    image = render(0, 5, np.random.default_rng(0), 400).resize((500, 375))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def latencies(model_dir: Path, jpeg: bytes, requests: int) -> list[float]:
     process = subprocess.Popen(
         [sys.executable, "-m", "ops.model_server", str(model_dir), "--port", "0"],
@@ -56,12 +66,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60)
     args = parser.parse_args()
     torch.manual_seed(0)
-    import numpy as np
-
-    image = render(0, 5, np.random.default_rng(0), 400).resize((500, 375))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    jpeg = buffer.getvalue()
+    jpeg = sample_jpeg()
     config = ModelConfig(arch=args.arch, num_classes=133)
     names = [f"breed {i}" for i in range(133)]
     with tempfile.TemporaryDirectory() as tmp:
