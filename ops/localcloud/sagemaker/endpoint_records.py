@@ -25,7 +25,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-from ops.localcloud.sagemaker.records import InvalidRequest, RecordLock, sagemaker_arn
+from ops.localcloud.sagemaker.records import (
+    InvalidRequest,
+    RecordLock,
+    decode,
+    encode,
+    sagemaker_arn,
+)
 from ops.localcloud.wire import now
 
 # AWS's DescribeEndpoint statuses in which a deployment (create, update, rescale, restart) runs:
@@ -42,26 +48,6 @@ class EndpointRequestError(InvalidRequest):
 
 class EndpointBusy(EndpointRequestError):
     """The endpoint is being created, updated, rescaled or deleted: no other change now."""
-
-
-def _encode(value):
-    if isinstance(value, datetime):
-        return {"$datetime": value.isoformat()}
-    if isinstance(value, dict):
-        return {key: _encode(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode(item) for item in value]
-    return value
-
-
-def _decode(value):
-    if isinstance(value, dict):
-        if set(value) == {"$datetime"}:
-            return datetime.fromisoformat(value["$datetime"])
-        return {key: _decode(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
-    return value
 
 
 @dataclass(kw_only=True)
@@ -85,7 +71,7 @@ class Record:
         saved = {"kind": self.KIND}
         for spec in fields(self):
             if spec.name not in self.RUN_TIME:
-                saved[spec.name] = _encode(getattr(self, spec.name))
+                saved[spec.name] = encode(getattr(self, spec.name))
         return saved
 
     @classmethod
@@ -93,7 +79,7 @@ class Record:
         if saved.get("kind") != cls.KIND:
             raise ValueError(f"not a {cls.KIND} record: kind {saved.get('kind')!r}")
         names = {spec.name for spec in fields(cls)} - cls.RUN_TIME
-        return cls(**{key: _decode(value) for key, value in saved.items() if key in names})
+        return cls(**{key: decode(value) for key, value in saved.items() if key in names})
 
 
 @dataclass(kw_only=True)

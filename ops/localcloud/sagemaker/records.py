@@ -84,12 +84,12 @@ class Job:
                 changed(self)
 
     def to_dict(self) -> dict:
-        """The record as JSON-able data (datetimes as ISO 8601 strings); see `from_dict`."""
+        """The record as JSON-able data (`encode`); see `from_dict`."""
         with self.lock:
             saved = {"kind": self.KIND}
             for spec in fields(self):
                 if spec.name not in NOT_SAVED:
-                    saved[spec.name] = _encode(getattr(self, spec.name))
+                    saved[spec.name] = encode(getattr(self, spec.name))
             return saved
 
     @classmethod
@@ -98,45 +98,41 @@ class Job:
         if saved.get("kind") != cls.KIND:
             raise ValueError(f"not a {cls.KIND} record: kind {saved.get('kind')!r}")
         values = {
-            spec.name: _decode(spec.name, str(spec.type), saved[spec.name])
+            spec.name: decode(saved[spec.name])
             for spec in fields(cls)
             if spec.name not in NOT_SAVED and spec.name in saved
         }
         return cls(**values)
 
 
-def _encode(value):
+# Run-time types JSON has no form for, tagged so `decode` gives them back whatever field (or
+# dict inside a field, like a transition's StartTime) holds them.
+_TAGS = {"$datetime": datetime.fromisoformat, "$frozenset": frozenset, "$tuple": tuple}
+
+
+def encode(value):
+    """A record's field as JSON-able data; `decode` gives the same value back."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return {"$datetime": value.isoformat()}
     if isinstance(value, frozenset | set):
-        return sorted(value)
+        return {"$frozenset": sorted(value)}
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(item) for item in value]}
     if isinstance(value, dict):
-        return {key: _encode(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode(item) for item in value]
+        return {key: encode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [encode(item) for item in value]
     return value
 
 
-def _decode(name: str, annotation: str, value):
-    """A saved field back to its type (``annotation``: the field's type, as written)."""
-    if value is None:
-        return None
-    if annotation.startswith("datetime"):
-        return datetime.fromisoformat(value)
-    if annotation == "dict[str, datetime]":
-        return {key: datetime.fromisoformat(item) for key, item in value.items()}
-    if annotation.startswith("frozenset"):
-        return frozenset(value)
-    if annotation.startswith("tuple"):
-        return tuple(value)
-    if name == "transitions":
-        return [
-            {
-                key: datetime.fromisoformat(item) if key in ("StartTime", "EndTime") else item
-                for key, item in transition.items()
-            }
-            for transition in value
-        ]
+def decode(value):
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in _TAGS:
+            ((tag, inner),) = value.items()
+            return _TAGS[tag](decode(inner) if tag == "$tuple" else inner)
+        return {key: decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode(item) for item in value]
     return value
 
 
