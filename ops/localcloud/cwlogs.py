@@ -7,10 +7,11 @@ then goes quiet is still seen at once by a client polling GetLogEvents.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
+
+from botocore.exceptions import ClientError
 
 log = logging.getLogger("dogops.localcloud")
 
@@ -19,8 +20,17 @@ MAX_BATCH = 200
 
 
 def ensure_group(logs, group: str) -> None:
-    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+    """Create ``group`` unless it exists. Safe on a client shared by threads: the error is told
+    by its code, not by class. botocore builds a client's exception classes on their first use
+    without a lock, so threads that get there together each build a set, the client keeps the
+    last, and ``logs.exceptions.ResourceAlreadyExistsException`` read by one thread need not be
+    the class its call raises (training jobs started together then failed with the group's
+    ResourceAlreadyExistsException)."""
+    try:
         logs.create_log_group(logGroupName=group)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
 
 
 class LogStreamWriter:

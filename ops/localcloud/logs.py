@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from botocore.exceptions import ClientError
+
 from ops.localcloud import wire
 from ops.localcloud.routes import Route, json_routes
 from ops.localcloud.service import Service
@@ -136,7 +138,9 @@ class LogsService(Service):
                 logGroupName=group, **({"logStreamNamePrefix": prefix} if prefix else {})
             )
             found = [s["logStreamName"] for page in pages for s in page["logStreams"]]
-        except logs.exceptions.ResourceNotFoundException as exc:
+        except ClientError as exc:  # by code: see cwlogs.ensure_group on exception classes
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
             raise AwsError(
                 "ResourceNotFoundException", "The specified log group does not exist."
             ) from exc

@@ -1,10 +1,15 @@
-"""The CloudWatch Logs stream writer sends a line without waiting for the next one."""
+"""The CloudWatch Logs stream writer sends a line without waiting for the next one; a log group
+is ensured by threads sharing one client."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
-from ops.localcloud.cwlogs import MAX_BATCH, LogStreamWriter
+import boto3
+from moto import mock_aws
+
+from ops.localcloud.cwlogs import MAX_BATCH, LogStreamWriter, ensure_group
 
 
 class FakeLogs:
@@ -38,3 +43,36 @@ def test_lines_are_batched_and_close_sends_the_rest():
     sent = [line for batch in logs.batches for line in batch]
     assert sent == [" "] + [f"line {i}" for i in range(1, MAX_BATCH + 3)]  # empty lines: " "
     assert len(logs.batches[0]) == MAX_BATCH
+
+
+@mock_aws
+def test_threads_sharing_a_new_client_ensure_an_existing_group():
+    """Training jobs started together ensure their log group on one shared client, whose
+    exception classes botocore builds on first use without a lock: no thread may see the
+    group's ResourceAlreadyExistsException escape."""
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: first uses overlap
+    try:
+        for round in range(3):
+            group = f"/aws/sagemaker/TrainingJobs-{round}"
+            boto3.client("logs", "us-east-1", **keys).create_log_group(logGroupName=group)
+            logs = boto3.Session(**keys).client("logs", "us-east-1")  # exceptions not built
+            together = threading.Barrier(8)
+            escaped: list[Exception] = []
+
+            def ensure(logs=logs, group=group, together=together, escaped=escaped):
+                together.wait()
+                try:
+                    ensure_group(logs, group)
+                except Exception as exc:
+                    escaped.append(exc)
+
+            threads = [threading.Thread(target=ensure) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert escaped == []
+    finally:
+        sys.setswitchinterval(interval)

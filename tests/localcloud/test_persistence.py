@@ -240,10 +240,8 @@ def test_jobs_their_logs_and_tuning_jobs_survive_an_ordered_restart(local_cloud)
         logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream, startFromHead=True
     )["events"]
     assert [e["message"] for e in events] == ["training", "loss: 0.25"]
-    for name in ("running", "searching-001"):
-        wait_for(
-            lambda name=name: _started(sm, logs, name), bool, timeout=60, poll=0.2
-        )  # the processes run, so the stop has something to stop
+    _wait_printing(sm, logs, "running")  # the processes run, so the stop has something to stop
+    _wait_printing(sm, logs, "searching", tuning=True)
     local_cloud.stop()
 
     local_cloud.start()
@@ -290,17 +288,35 @@ def test_jobs_their_logs_and_tuning_jobs_survive_an_ordered_restart(local_cloud)
     local_cloud.stop()
 
 
-def _started(sm, logs, prefix: str) -> bool:
-    """Whether the job (or the first trial of the tuning job) named ``prefix`` printed."""
-    streams = logs.describe_log_streams(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=prefix
-    )["logStreams"]
-    return any(
-        logs.get_log_events(
-            logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=s["logStreamName"]
-        )["events"]
-        for s in streams
+def _wait_printing(sm, logs, name: str, tuning: bool = False) -> None:
+    """Wait until the training job ``name`` (or the first trial of the tuning job ``name``) has
+    printed to its log stream; if the job ended instead, fail at once saying why."""
+
+    def look() -> tuple[dict, bool] | None:
+        job = name
+        if tuning:
+            trials = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+                HyperParameterTuningJobName=name
+            )["TrainingJobSummaries"]
+            if not trials:
+                return None
+            job = min(t["TrainingJobName"] for t in trials)
+        described = sm.describe_training_job(TrainingJobName=job)
+        streams = logs.describe_log_streams(
+            logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job}/"
+        )["logStreams"]
+        printed = any(
+            logs.get_log_events(
+                logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=s["logStreamName"]
+            )["events"]
+            for s in streams
+        )
+        return described, printed
+
+    described, printed = wait_for(
+        look, lambda seen: seen[1] or seen[0]["TrainingJobStatus"] != "InProgress", 60, 0.2
     )
+    assert printed, (described["TrainingJobName"], described.get("FailureReason"))
 
 
 def test_jobs_running_when_the_local_cloud_is_killed_are_failed_at_the_next_start(local_cloud):
@@ -311,8 +327,8 @@ def test_jobs_running_when_the_local_cloud_is_killed_are_failed_at_the_next_star
     sm.create_hyper_parameter_tuning_job(
         **script_tuning_request(s3, "crashed-search", RUNS_UNTIL_STOPPED, RANGES, 2, 1)
     )
-    for name in ("crashed/", "crashed-search-001"):
-        wait_for(lambda name=name: _started(sm, logs, name), bool, timeout=60, poll=0.2)
+    _wait_printing(sm, logs, "crashed")
+    _wait_printing(sm, logs, "crashed-search", tuning=True)
     local_cloud.kill()
 
     sm = local_cloud.start().client("sagemaker")
