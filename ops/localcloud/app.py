@@ -35,6 +35,7 @@ from ops.localcloud import control, loopback, persist
 from ops.localcloud.autoscaling import AutoscalingService
 from ops.localcloud.gateway import create_app
 from ops.localcloud.iam import IamService
+from ops.localcloud.lambda_ import LambdaService
 from ops.localcloud.logs import LogsService
 from ops.localcloud.moto import Moto
 from ops.localcloud.routes import RouteTable
@@ -46,8 +47,10 @@ from ops.localcloud.supervisor import Supervisor
 log = logging.getLogger("dogops.localcloud")
 # In the order they quiesce when the local cloud stops (what starts work before what runs it).
 # Autoscaling first: no scaling action may start while SageMaker stops its endpoints.
+# Lambda before SageMaker: its functions call the endpoints.
 SERVICES: tuple[type[Service], ...] = (
     AutoscalingService,
+    LambdaService,
     SageMakerService,
     SsmService,
     IamService,

@@ -37,7 +37,11 @@ class Moto:
         with self._lock:  # sessions are not: clients are made one at a time
             key = (service, region)
             if key not in self._clients:
-                self._clients[key] = self._session.client(
-                    service, endpoint_url=self.url, region_name=region
-                )
+                made = self._session.client(service, endpoint_url=self.url, region_name=region)
+                # botocore builds a client's exception classes on first use, unlocked: threads
+                # sharing a new client could each build their own, and an `except
+                # client.exceptions.X` would then miss the X another thread raised. Built
+                # here, once, under the lock.
+                _ = made.exceptions
+                self._clients[key] = made
             return self._clients[key]

@@ -16,10 +16,13 @@ returning its routes from ``Service.routes()`` (see `ops.localcloud.service`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+import botocore.session
 
 from ops.localcloud.wire import (
     AwsError,
@@ -27,6 +30,7 @@ from ops.localcloud.wire import (
     Json11,
     Query,
     RestJson,
+    RestPayload,
     form_of,
     signing_scope,
 )
@@ -49,6 +53,9 @@ class Route:
     # botocore's name for the API where it is not the signing name (SageMaker Runtime's
     # operations are signed for "sagemaker" but modelled as "sagemaker-runtime").
     model: str | None = None
+    # REST: a query parameter the request must carry (Lambda's ListProvisionedConcurrencyConfigs
+    # is GetProvisionedConcurrencyConfig's method and path with ``?List=ALL``).
+    query: tuple[str, str] | None = None
     _path_regex: re.Pattern | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -107,6 +114,34 @@ def rest_route(
     )
 
 
+def model_routes(
+    api: str, service: str, handlers: dict[str, Handler], model: str | None = None
+) -> list[Route]:
+    """REST-JSON routes made from botocore's model of ``model`` (default: ``service``): each
+    operation's method, path (and query discriminator) and success status as AWS serves them.
+    Routes with a query discriminator come first, so they win over the same path without it."""
+    service_model = botocore.session.get_session().get_service_model(model or service)
+    routes = []
+    for operation, handler in handlers.items():
+        operation_model = service_model.operation_model(operation)
+        path, _, query = operation_model.http["requestUri"].partition("?")
+        route = rest_route(
+            api,
+            operation,
+            service,
+            operation_model.http["method"],
+            path,
+            handler,
+            model=model,
+            codec=_rest_codec(operation_model),
+        )
+        if query:
+            key, _, value = query.partition("=")
+            route = dataclasses.replace(route, query=(key, value))
+        routes.append(route)
+    return sorted(routes, key=lambda route: route.query is None)
+
+
 def api_method(errors: Callable[[Exception], AwsError | None]):
     """A decorator for a service's API methods: ``method(self, region, params)`` becomes the
     handler ``(self, call)`` a route takes, and a domain error that ``errors`` translates is
@@ -162,10 +197,23 @@ class RouteTable:
         for route in self._rest:
             if route.service == service and route.method == method:
                 match = route._path_regex.fullmatch(path)
-                if match:
+                if match and (route.query is None or _has(query_string, route.query)):
                     return route, match.groupdict()
         if service in self._query_services:
             action = form_of(body, query_string).get("Action", "")
             route = self._by_action.get((service, action))
             return (route, {}) if route else None
         return None
+
+
+def _has(query_string: bytes, pair: tuple[str, str]) -> bool:
+    key, value = pair
+    return form_of(b"", query_string).get(key) == value
+
+
+def _rest_codec(operation_model) -> RestJson:
+    """REST-JSON, or raw-payload REST for an operation whose body is a blob (Lambda's Invoke)."""
+    shape = operation_model.input_shape
+    if shape is not None and shape.serialization.get("payload"):
+        return RestPayload(operation_model)
+    return RestJson(operation_model)

@@ -13,10 +13,15 @@ not wait out the longer grace of a training job already stopping.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
+import re
+import select
 import signal
+import struct
 import subprocess
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +56,8 @@ class Child:
         self._lock = threading.Lock()
         self._kill_at: float | None = None  # monotonic time of the SIGKILL, once terminating
         self._killer: threading.Timer | None = None
+        self._pump_lock = threading.Lock()
+        self._splitter = LineSplitter()
         threading.Thread(target=self._pump, daemon=True, name=f"pump-{name}").start()
         threading.Thread(target=self._reap, daemon=True, name=f"reap-{name}").start()
 
@@ -111,18 +118,53 @@ class Child:
         if not self._exited.is_set():
             self.kill()
 
-    def _pump(self) -> None:
-        try:
-            for line in iter(self.process.stdout.readline, ""):
-                if self._sink is None:
-                    continue
+    def sync_output(self, timeout: float = 1.0) -> None:
+        """Return once everything the child has written so far has reached the sink, a last
+        line without its newline included; or after ``timeout`` seconds. A Lambda execution
+        environment prints, then answers the Runtime API: its invocation's log lines are all
+        in once this returns."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._pump_lock:
+                if self._drained.is_set():
+                    return
                 try:
-                    self._sink(line.rstrip("\n"))
-                except Exception:  # keep reading: a child blocked on a full pipe never ends
-                    log.exception("%s: the output sink failed on a line", self.name)
+                    fd = self.process.stdout.fileno()
+                    pending = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+                except (OSError, ValueError):  # closed meanwhile: everything was read
+                    return
+                if pending == 0:  # every byte read, and (under the lock) delivered
+                    self._deliver(self._splitter.flush())
+                    return
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.001)
+
+    def _pump(self) -> None:
+        """Read the output in chunks and hand it on line by line. A chunk is read and its lines
+        delivered under one lock, so `sync_output` can tell when nothing is in between."""
+        fd = self.process.stdout.fileno()
+        try:
+            while True:
+                select.select([fd], [], [])
+                with self._pump_lock:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        self._deliver(self._splitter.flush())
+                        return
+                    self._deliver(self._splitter.feed(chunk))
         finally:
             self.process.stdout.close()
             self._drained.set()
+
+    def _deliver(self, lines: list[str]) -> None:
+        if self._sink is None:
+            return
+        for line in lines:
+            try:
+                self._sink(line)
+            except Exception:  # keep reading: a child blocked on a full pipe never ends
+                log.exception("%s: the output sink failed on a line", self.name)
 
     def _reap(self) -> None:
         self.process.wait()
@@ -132,6 +174,31 @@ class Child:
         self._exited.set()
         if self._on_exit is not None:
             self._on_exit(self)
+
+
+class LineSplitter:
+    """Bytes in, lines out, as text mode's universal newlines split them (``\n``, ``\r\n``
+    and a lone ``\r``: a progress bar's redraws are lines too), decoded as UTF-8 with
+    replacement characters for anything else."""
+
+    _BREAK = re.compile(rb"\r\n|\r|\n")
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        data = self._rest + chunk
+        parts = self._BREAK.split(data)
+        self._rest = parts.pop()
+        if data.endswith(b"\r"):  # a "\r\n" may be split across two chunks: wait and see
+            self._rest = parts.pop() + b"\r"
+        return [part.decode("utf-8", errors="replace") for part in parts]
+
+    def flush(self) -> list[str]:
+        """What is left: a last line without its line break."""
+        rest, self._rest = self._rest, b""
+        rest = rest.rstrip(b"\r")
+        return [rest.decode("utf-8", errors="replace")] if rest else []
 
 
 class Supervisor:
@@ -162,9 +229,7 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                bufsize=1,
+                bufsize=0,
                 start_new_session=True,
             )
             child = Child(name, process, sink, on_exit=self._forget)

@@ -7,6 +7,7 @@ A codec turns a request body into parameters for a handler and the handler's res
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import uuid
@@ -155,9 +156,14 @@ class Json11:
             raise AwsError("SerializationException", "request body must be a JSON object")
         return document
 
+    status = 200  # of a success
+
     def encode(self, operation: str, result: object, request_id: str) -> Response:
+        # An operation that answers nothing (a DELETE's 204) has an empty body.
+        body = b"" if result is None else json.dumps(_to_json(result))
         return Response(
-            json.dumps(_to_json(result)),
+            body,
+            status_code=self.status,
             media_type=self.media_type,
             headers={"x-amzn-RequestId": request_id},
         )
@@ -201,12 +207,40 @@ class Query:
 
 class RestJson(Json11):
     """REST-JSON (Lambda, ...): members in the path, the query string and a JSON body; the
-    route's path parameters join them (see `routes.RouteTable.find`)."""
+    route's path parameters join them (see `routes.RouteTable.find`).
+
+    Made from an operation's botocore model (`for_operation`), it also knows the operation's
+    success status (Lambda's PutProvisionedConcurrencyConfig answers 202, its DELETEs 204) and
+    turns query-string members into the members the model names, with their types (a
+    ``MaxItems=10`` in the query is the integer member ``MaxItems``)."""
 
     media_type = "application/json"
 
+    def __init__(self, operation_model=None):
+        self.query_members: dict[str, tuple[str, str]] = {}  # query name -> (member, type)
+        if operation_model is None:
+            return
+        self.status = int(operation_model.http.get("responseCode", 200))
+        shape = operation_model.input_shape
+        for name, member in shape.members.items() if shape else ():
+            if member.serialization.get("location") == "querystring":
+                query_name = member.serialization.get("name", name)
+                self.query_members[query_name] = (name, member.type_name)
+
     def decode(self, body: bytes, query_string: bytes, headers=None) -> dict:
-        return {**form_of(b"", query_string), **super().decode(body, b"")}
+        return {**self._query(query_string), **super().decode(body, b"")}
+
+    def _query(self, query_string: bytes) -> dict:
+        params: dict = {}
+        for key, value in form_of(b"", query_string).items():
+            member, kind = self.query_members.get(key, (key, "string"))
+            if kind in ("integer", "long"):
+                with contextlib.suppress(ValueError):
+                    value = int(value)
+            elif kind == "boolean" and value in ("true", "false"):
+                value = value == "true"
+            params[member] = value
+        return params
 
 
 class RestPayload(RestJson):
@@ -224,13 +258,24 @@ class RestPayload(RestJson):
                 if member.serialization.get("location") == "header"
             }
 
+        super().__init__(operation_model)
         self.request_headers = headers_of(operation_model.input_shape)
         self.response_headers = headers_of(operation_model.output_shape)
         self.request_payload = operation_model.input_shape.serialization.get("payload")
         self.response_payload = operation_model.output_shape.serialization.get("payload")
+        output = operation_model.output_shape
+        # Lambda's Invoke answers 200, 202 (Event) or 204 (DryRun): a member carries it.
+        self.status_member = next(
+            (
+                name
+                for name, member in (output.members.items() if output else ())
+                if member.serialization.get("location") == "statusCode"
+            ),
+            None,
+        )
 
     def decode(self, body: bytes, query_string: bytes, headers=None) -> dict:
-        params: dict = form_of(b"", query_string)
+        params: dict = self._query(query_string)
         for member, header in self.request_headers.items():
             if headers is not None and header in headers:  # Starlette's headers: any case
                 params[member] = headers[header]
@@ -243,7 +288,12 @@ class RestPayload(RestJson):
         for member, header in self.response_headers.items():
             if result.get(member) is not None:
                 headers[header] = str(result[member])
-        return Response(result.get(self.response_payload) or b"", headers=headers)
+        status = result.get(self.status_member) if self.status_member else None
+        return Response(
+            result.get(self.response_payload) or b"",
+            status_code=status or self.status,
+            headers=headers,
+        )
 
 
 def request_id() -> str:
