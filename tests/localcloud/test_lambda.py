@@ -395,3 +395,72 @@ def test_a_new_accounts_low_limit_refuses_reserved_100(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def metric(cloud, name: str, resource: str, metric_name: str, stat: str) -> float:
+    cw = client(cloud, "cloudwatch", None)
+    points = cw.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName=metric_name,
+        Dimensions=[
+            {"Name": "FunctionName", "Value": name},
+            {"Name": "Resource", "Value": f"{name}:{resource}"},
+        ],
+        StartTime=datetime.now(UTC) - timedelta(minutes=10),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=3600,
+        Statistics=[stat],
+    )["Datapoints"]
+    return (
+        sum(p[stat] for p in points) if stat == "Sum" else max((p[stat] for p in points), default=0)
+    )
+
+
+def test_beyond_provisioned_concurrency_invocations_spill_over_on_demand(cloud):
+    lam = client(cloud)
+    name = create(lam)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1
+    )
+    wait_for(
+        lambda: lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live"),
+        lambda c: c["Status"] == "READY",
+        60,
+        0.2,
+    )
+    results = at_once(2, lambda i: invoke(lam, name, {"sleep": 1}, Qualifier="live")[1])
+    kinds = sorted(r["initialization_type"] for r in results)
+    assert kinds == ["on-demand", "provisioned-concurrency"]
+    wait_for(
+        lambda: metric(cloud, name, "live", "ProvisionedConcurrencySpilloverInvocations", "Sum"),
+        lambda total: total == 1,
+        15,
+        0.5,
+    )
+    assert metric(cloud, name, "live", "ProvisionedConcurrentExecutions", "Maximum") == 1
+    assert metric(cloud, name, "live", "ProvisionedConcurrencyUtilization", "Maximum") == 1.0
+    wait_for(lambda: metric(cloud, name, "live", "Invocations", "Sum"), lambda n: n == 2, 15, 0.5)
+
+
+def test_idle_on_demand_environments_are_reaped(cloud):
+    from ops.localcloud.lambda_ import LambdaService
+
+    environments = cloud.service(LambdaService).environments
+    lam = client(cloud)
+    name = create(lam)
+    first = invoke(lam, name, {})[1]
+    assert invoke(lam, name, {})[1]["initialised_at"] == first["initialised_at"]  # warm
+    saved = environments.idle_s
+    environments.idle_s = 0.5
+    try:
+        wait_for(
+            lambda: [e for e in environments.alive() if e.spec.name == name],
+            lambda alive: not alive,
+            15,
+            0.2,
+        )
+    finally:
+        environments.idle_s = saved
+    assert invoke(lam, name, {})[1]["initialised_at"] > first["initialised_at"]  # a cold start

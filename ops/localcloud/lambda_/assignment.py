@@ -211,13 +211,12 @@ class Environments:
 
     # -- housekeeping --------------------------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
+    def alive(self) -> list[Environment]:
         with self._lock:
-            states = [e.state for e in self._all]
-        return {state: states.count(state) for state in set(states)}
+            return [e for e in self._all if e.alive()]
 
     def _reap(self) -> None:
-        while not self._closed.wait(min(5.0, self.idle_s / 2)):
+        while not self._closed.wait(min(1.0, self.idle_s / 2)):
             cutoff = time.monotonic() - self.idle_s
             with self._lock:
                 stale = []

@@ -60,13 +60,21 @@ class RuntimeHost(Protocol):
     def on_init_error(self, body: bytes, error_type: str) -> None: ...
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A runtime killed mid-request (a timeout, memory, the local cloud stopping) drops
+        # its connection: not worth a traceback on stderr.
+        log.debug("runtime api: a request from %s failed", client_address, exc_info=True)
+
+
 class RuntimeApi:
     """Serves ``host``'s Runtime API until `close`."""
 
     def __init__(self, host: RuntimeHost, name: str):
         handler = type("Handler", (_Handler,), {"host": host})
-        self._server = ThreadingHTTPServer((loopback.HOST, 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((loopback.HOST, 0), handler)
         self.address = f"{loopback.HOST}:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
