@@ -24,11 +24,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
-
-from lark import Token, Tree
+from typing import TYPE_CHECKING, Any
 
 from ops.errors import OpsError
+
+if TYPE_CHECKING:  # lark (python-hcl2's parser) is imported only when a file is parsed
+    from lark import Token, Tree
 
 # Arguments of a module block that are Terraform's, not the module's inputs.
 META_ARGUMENTS = frozenset({"source", "version", "count", "for_each", "providers", "depends_on"})
@@ -71,13 +72,17 @@ class Lazy:
     what: str
 
 
+def _is_tree(node: Tree | Token) -> bool:
+    return not isinstance(node, str)  # lark's Token is a str
+
+
 def _identifier(node: Tree | Token) -> str:
-    token = node.children[0] if isinstance(node, Tree) else node
+    token = node.children[0] if _is_tree(node) else node
     return str(token)
 
 
 def _trees(node: Tree) -> list[Tree]:
-    return [c for c in node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
+    return [c for c in node.children if _is_tree(c) and c.data != "new_line_or_comment"]
 
 
 def _body(tree: Tree, file: Path) -> tuple[dict[str, Tree], list[Block]]:
@@ -413,9 +418,9 @@ def _convert(value: Any, declaration: Block, module: Module) -> Any:
 
 def _type_name(tree: Tree) -> str:
     node = tree
-    while isinstance(node, Tree) and node.data == "expr_term" and len(_trees(node)) == 1:
+    while _is_tree(node) and node.data == "expr_term" and len(_trees(node)) == 1:
         node = _trees(node)[0]
-    if isinstance(node, Tree) and node.data == "identifier":
+    if _is_tree(node) and node.data == "identifier":
         return _identifier(node)
     return "complex"
 
@@ -529,7 +534,7 @@ class _Evaluator:
         parts = []
         for part in _trees(tree):
             (inner,) = part.children
-            if isinstance(inner, Tree):
+            if _is_tree(inner):
                 if inner.data != "interpolation":
                     raise HclError(f"template directive {inner.data} is not supported")
                 parts.append(_string(self.evaluate(_trees(inner)[0])))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ops import config
 from ops.errors import OpsError
 from ops.localcloud import control
 
@@ -21,6 +25,33 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def _exports(environment: dict[str, str]) -> str:
     return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in environment.items())
+
+
+def _bootstrap(url: str, home: Path, tfvars: Path, wait: bool, as_json: bool) -> dict:
+    """Create what Terraform declares in the local cloud at ``url``; progress lines go to stderr
+    with --json (stdout keeps the one JSON document)."""
+    from ops.localcloud import bootstrap
+
+    started = time.monotonic()
+    try:
+        report = bootstrap.run(
+            url,
+            tfvars=tfvars,
+            home=home,
+            progress=lambda line: typer.echo(f"bootstrap: {line}", err=as_json),
+            wait_provisioned=wait,
+        )
+    except OpsError as exc:
+        raise OpsError(
+            f"{exc} (the local cloud keeps running at {url}: fix the cause and run "
+            "`ops local up --detach` again, or `ops local down`)"
+        ) from exc
+    return {
+        "steps": [{"step": s.what, "changes": s.changes, "notes": s.notes} for s in report.steps],
+        "outputs": report.outputs,
+        "outputs_file": str(report.outputs_file),
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 @app.command()
@@ -37,13 +68,41 @@ def up(
             "and cooldowns shrink (20: a 60 s period takes 3 s); the policies' numbers do not.",
         ),
     ] = 1.0,
+    bootstrap: Annotated[
+        bool,
+        typer.Option(
+            "--bootstrap/--no-bootstrap",
+            help="Once the cloud answers, create in it what Terraform declares for AWS, from "
+            "the tfvars: the bucket and its key, the IAM roles, the Lambda function with its "
+            "version, alias, reserved and provisioned concurrency, its log group. Idempotent: "
+            "a later run updates only what changed. --no-bootstrap starts an empty cloud.",
+        ),
+    ] = True,
+    tfvars: Annotated[
+        Path,
+        typer.Option(
+            help="The tfvars to bootstrap from (its Terraform root: its folder).", dir_okay=False
+        ),
+    ] = config.TFVARS,
+    wait_provisioned: Annotated[
+        bool,
+        typer.Option(
+            help="Wait until the provisioned concurrency is READY (it is asynchronous: "
+            "without this, up returns while it is IN_PROGRESS)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Start the local cloud (foreground until Ctrl-C, or --detach)."""
+    """Start the local cloud (foreground until Ctrl-C, or --detach), then bootstrap it."""
     if detach:
         state = control.up_detached(port, time_scale=time_scale)
+        home = Path(state.home or control.home())
+        created = (
+            _bootstrap(state.url, home, tfvars, wait_provisioned, as_json) if bootstrap else None
+        )
         if as_json:
-            typer.echo(json.dumps({"url": state.url, "pid": state.pid, "log": state.log}))
+            document = {"url": state.url, "pid": state.pid, "log": state.log}
+            typer.echo(json.dumps({**document, "bootstrap": created}))
             return
         typer.echo(f"local cloud running at {state.url} (pid {state.pid}, log {state.log})")
         typer.echo('point a shell at it with: eval "$(ops local env)"')
@@ -57,10 +116,31 @@ def up(
             typer.echo(json.dumps({"url": cloud.url, "pid": control.read_state().pid}))
         else:
             typer.echo(f"local cloud listening on {cloud.url} (Ctrl-C stops it and its jobs)")
+        if bootstrap:
+            # Called before the server accepts requests: bootstrap beside it once it answers.
+            threading.Thread(
+                target=_bootstrap_when_healthy,
+                args=(cloud.url, Path(cloud.home), tfvars, wait_provisioned, as_json),
+                daemon=True,
+                name="bootstrap",
+            ).start()
 
     from ops.localcloud.app import serve_foreground  # the server side, only when serving here
 
     serve_foreground(port, on_ready=ready, time_scale=time_scale)
+
+
+def _bootstrap_when_healthy(url: str, home: Path, tfvars: Path, wait: bool, as_json: bool) -> None:
+    deadline = time.monotonic() + control.START_TIMEOUT_S
+    while control.health(url) is None:
+        if time.monotonic() > deadline:
+            typer.echo(f"bootstrap: {url} did not answer; nothing was created", err=True)
+            return
+        time.sleep(0.1)
+    try:
+        _bootstrap(url, home, tfvars, wait, as_json)
+    except OpsError as exc:
+        typer.echo(f"error: {exc}", err=True)
 
 
 @app.command()
