@@ -117,31 +117,38 @@ def resolve(name: str, outputs_file: Path | None = None) -> Target:
 
 
 def _local() -> Target:
+    from ops.localcloud.bootstrap import read_outputs
     from ops.localcloud.control import require_running
 
     state = require_running()
     session = boto3.Session(
         aws_access_key_id="localcloud", aws_secret_access_key="localcloud", region_name="us-east-1"
     )
-    target = Target("local", session, state.url, LOCAL_BUCKET, "")
+    # What `ops local up` bootstrapped from the tfvars, under Terraform's output names; a cloud
+    # started with --no-bootstrap gets a bucket and role of its own, as before.
+    outputs = read_outputs(Path(state.home) if state.home else None)
+    bucket = str(outputs.get("s3_bucket_name") or LOCAL_BUCKET)
+    target = Target("local", session, state.url, bucket, "")
     try:
         s3 = target.client("s3")
         try:
-            s3.head_bucket(Bucket=LOCAL_BUCKET)
+            s3.head_bucket(Bucket=bucket)
         except ClientError:
-            s3.create_bucket(Bucket=LOCAL_BUCKET)
+            s3.create_bucket(Bucket=bucket)
         iam = target.client("iam")
+        role_name = str(outputs.get("sagemaker_role_arn") or LOCAL_ROLE).rsplit("/", 1)[-1]
         try:
-            role = iam.get_role(RoleName=LOCAL_ROLE)["Role"]
+            role = iam.get_role(RoleName=role_name)["Role"]
         except iam.exceptions.NoSuchEntityException:
             role = iam.create_role(
-                RoleName=LOCAL_ROLE, AssumeRolePolicyDocument=json.dumps(_SAGEMAKER_TRUST)
+                RoleName=role_name, AssumeRolePolicyDocument=json.dumps(_SAGEMAKER_TRUST)
             )["Role"]
     except (ClientError, BotoCoreError) as exc:
         raise OpsError(f"could not prepare the local cloud at {state.url}: {exc}") from exc
     target.sagemaker_role_arn = role["Arn"]
     target.outputs = {
-        "s3_bucket_name": LOCAL_BUCKET,
+        **outputs,
+        "s3_bucket_name": bucket,
         "sagemaker_role_arn": role["Arn"],
         **_local_training_host(),
     }
