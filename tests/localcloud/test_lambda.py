@@ -464,3 +464,27 @@ def test_idle_on_demand_environments_are_reaped(cloud):
     finally:
         environments.idle_s = saved
     assert invoke(lam, name, {})[1]["initialised_at"] > first["initialised_at"]  # a cold start
+
+
+def test_provisioned_concurrency_follows_its_alias_to_a_new_version(cloud):
+    lam = client(cloud)
+    name = create(lam)
+    first = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=first)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1
+    )
+
+    def config() -> dict:
+        return lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+
+    wait_for(config, lambda c: c["Status"] == "READY", 60, 0.2)
+    lam.update_function_code(FunctionName=name, ZipFile=zipped({"app.py": HANDLER + "\n# v2\n"}))
+    second = lam.publish_version(FunctionName=name)["Version"]
+    moved = lam.update_alias(FunctionName=name, Name="live", FunctionVersion=second)
+    assert moved["FunctionVersion"] == second
+    wait_for(config, lambda c: c["Status"] == "READY", 60, 0.2)
+    answer, result = invoke(lam, name, {}, Qualifier="live")
+    assert answer["ExecutedVersion"] == second
+    assert result["version"] == second
+    assert result["initialization_type"] == "provisioned-concurrency"

@@ -86,6 +86,7 @@ class LambdaApi:
             "ListProvisionedConcurrencyConfigs": self._wrap(self.list_provisioned),
             "GetAccountSettings": self._wrap(self.get_account_settings),
             "DeleteFunction": self._wrap(self.delete_function),
+            "UpdateAlias": self._wrap(self.update_alias),
         }
 
     @staticmethod
@@ -276,18 +277,47 @@ class LambdaApi:
             "AccountUsage": {"TotalCodeSize": size, "FunctionCount": count},
         }
 
+    def update_alias(self, region: str, params: dict) -> dict:
+        """moto's UpdateAlias; then a provisioned config on the alias follows it to its new
+        version, as on AWS: the new version's environments are initialised (IN_PROGRESS)
+        while the old ones keep serving, and retired once the new set is READY."""
+        name = self._function(region, params["FunctionName"])
+        try:
+            alias = functions.backend(region).update_alias(
+                name=params["Name"],
+                function_name=name,
+                function_version=params.get("FunctionVersion"),
+                description=params.get("Description"),
+                routing_config=params.get("RoutingConfig"),
+            )
+        except LambdaClientError as exc:
+            raise _moto_error(exc) from None
+        concurrency = self._concurrency_for(region)
+        config = concurrency.get_config(name, params["Name"])
+        if config is not None and config.version != str(alias.function_version):
+            spec = functions.resolve(region, name, params["Name"])
+            new, replaced = concurrency.put_config(
+                name, params["Name"], spec.version, config.requested
+            )
+            self.environments.provision(spec, new, replaced)
+        return alias.to_json()
+
     def delete_function(self, region: str, params: dict) -> None:
         name, qualifier = functions.parse_name(
             region, params["FunctionName"], params.get("Qualifier")
         )
         try:
             functions.backend(region).delete_function(name, qualifier)
-        except LambdaClientError:
-            raise FunctionNotFound(region, name, qualifier) from None
+        except LambdaClientError as exc:
+            raise _moto_error(exc) from None
         if qualifier is None:
             for config in self._concurrency_for(region).forget(name):
                 self.environments.retire(config)
             self.environments.stop_function(region, name)
+
+
+def _moto_error(exc: LambdaClientError) -> AwsError:
+    return AwsError(exc.error_type, exc.message, exc.code, {"Type": "User"})
 
 
 def _no_config() -> AwsError:

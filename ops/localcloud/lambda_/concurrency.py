@@ -145,16 +145,16 @@ class Concurrency:
 
     # -- leases --------------------------------------------------------------------------------
 
-    def lease(self, name: str, qualifiers: list[str]) -> Lease:
-        """A lease for invoking ``name`` by the first of ``qualifiers`` that has a READY
-        provisioned config with a free slot (the alias invoked, then its version), else
-        on-demand; or `Throttled`."""
+    def lease(self, name: str, qualifiers: list[str], version: str) -> Lease:
+        """A lease for invoking ``version`` of ``name`` by the first of ``qualifiers`` that
+        has a READY provisioned config of that version with a free slot (the alias invoked,
+        then its version), else on-demand; or `Throttled`."""
         function = self._function(name)
         with function.lock:
             spillover = False
             for qualifier in qualifiers:
                 config = function.configs.get(qualifier)
-                if config is None or config.status != "READY":
+                if config is None or config.status != "READY" or config.version != version:
                     continue
                 if config.in_use < config.allocated:
                     config.in_use += 1
@@ -286,6 +286,9 @@ class Concurrency:
                         "UnreservedConcurrentExecution below its minimum value of "
                         f"[{self.minimum_unreserved}]."
                     )
+            # The config it replaces counts for nothing from now on (its busy environments
+            # finish, its idle ones are retired once the new set is READY); meanwhile
+            # invocations run on-demand, as on AWS while a config is IN_PROGRESS.
             old = function.configs.get(qualifier)
             if old is not None:
                 old.current = False

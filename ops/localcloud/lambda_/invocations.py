@@ -63,7 +63,7 @@ class Invoker:
         region, sets = spec.region, dimension_sets(spec.name, spec.qualifier)
         concurrency = self.concurrency[region]
         try:
-            lease = concurrency.lease(spec.name, self.qualifiers(spec))
+            lease = concurrency.lease(spec.name, self.qualifiers(spec), spec.version)
         except Throttled:
             self.metrics.add(region, sets, "Throttles", 1)
             raise
