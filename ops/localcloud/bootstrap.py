@@ -76,8 +76,7 @@ class Step:
 
     @property
     def line(self) -> str:
-        line = ", ".join(self.changes) or "unchanged"
-        return f"{line} ({', '.join(self.notes)})" if self.notes else line
+        return ", ".join(self.changes + self.notes) or "unchanged"
 
 
 @dataclass
@@ -90,8 +89,8 @@ class Report:
 
     @property
     def changed(self) -> list[str]:
-        """The steps that changed something (none on a second run over the same tfvars)."""
-        return [s.what for s in self.steps if s.changes and s.what != "outputs"]
+        """The steps that changed the cloud (none on a second run over the same tfvars)."""
+        return [s.what for s in self.steps if s.changes]
 
 
 def outputs_path(home: Path | None = None) -> Path:
@@ -250,7 +249,11 @@ class Bootstrap:
         key_policy = config.kms_key_policy(self.facts, self.tfvars, self.root)
         kms = self.client("kms")
         with self.step(f"KMS key {settings.kms_alias_name}") as done:
-            aliases = kms.list_aliases()["Aliases"]
+            aliases = (
+                alias
+                for page in kms.get_paginator("list_aliases").paginate()
+                for alias in page["Aliases"]
+            )
             key_id = next(
                 (a["TargetKeyId"] for a in aliases if a["AliasName"] == settings.kms_alias_name),
                 None,
@@ -463,7 +466,7 @@ class Bootstrap:
                 done.append(f"published {version}")
             elif published:
                 version = str(max(published))
-                done.notes.append(version)
+                done.notes.append(f"still {version}")
             else:
                 version = "$LATEST"
             self.facts["aws_lambda_function.this.version"] = version
@@ -531,7 +534,7 @@ class Bootstrap:
                 done.append(f"{requested} -> {wanted}")
             if self.wait_provisioned:
                 current = self._wait_ready(name, alias)
-            done.notes.append(str(current.get("Status", "?")))
+            done.notes.append(f"status {current.get('Status', '?')}")
 
     def _wait_ready(self, name: str, alias: str) -> dict:
         lam = self.client("lambda")
