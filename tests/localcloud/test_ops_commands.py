@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from ops.cli import app
-from ops.config import endpoint_settings
-from ops.localcloud import control
+from ops.config import endpoint_settings, lambda_settings
+from ops.localcloud import bootstrap, control
 from ops.localcloud.ssm.host import TRAINING_HOST_ID
 from ops.promotion import smoke_image
 from tests.localcloud.conftest import run_ops as ops
@@ -133,6 +133,10 @@ def registered(cloud, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_ops_train_tunes_then_trains_and_records(registered, synth_data, cloud, monkeypatch):
+    # What `ops local up` does first: create what terraform/ declares (bucket, roles, the
+    # Lambda function with its alias, reserved and provisioned concurrency).
+    outputs = bootstrap.run(cloud.url, home=registered).outputs
+    bucket = outputs["s3_bucket_name"]
     flags = "--max-jobs 2 --max-parallel 1 --epochs 2 --image-size 32 --strategy Random --seed 5"
     document = train_json(synth_data, *flags.split())
     assert document["target"] == "local"
@@ -141,7 +145,7 @@ def test_ops_train_tunes_then_trains_and_records(registered, synth_data, cloud, 
     assert document["best_objective"] == min(objectives)
     best_trial = next(t for t in document["trials"] if t["objective"] == min(objectives))
     assert document["best_hyperparameters"] == best_trial["hyperparameters"]
-    assert document["model_artifact"].startswith("s3://dogops-local/models/dogops-train-")
+    assert document["model_artifact"].startswith(f"s3://{bucket}/models/dogops-train-")
     assert "Test Loss" in document["metrics"]
     recorded = json.loads((registered / "trained" / "local.json").read_text())
     assert recorded["model_artifact"] == document["model_artifact"]
@@ -166,6 +170,20 @@ def test_ops_train_tunes_then_trains_and_records(registered, synth_data, cloud, 
                 )
                 predictions = json.loads(answer["Body"].read())["predictions"]
                 assert predictions and {"label", "probability"} <= set(predictions[0])
+            # And the Lambda function in front of it, invoked by its alias as the load test
+            # does, answers the original request with the predicted breeds.
+            function = lambda_settings()
+            lam = boto3.Session(**CREDENTIALS).client("lambda", endpoint_url=cloud.url)
+            answer = lam.invoke(
+                FunctionName=function.function_name,
+                Qualifier=function.alias_name,
+                Payload=json.dumps({"url": image_url, "top_k": 3}).encode(),
+            )
+            assert "FunctionError" not in answer
+            response = json.loads(answer["Payload"].read())
+            assert response["statusCode"] == 200, response
+            predictions = json.loads(response["body"])["predictions"]
+            assert len(predictions) == 3 and {"label", "probability"} <= set(predictions[0])
         finally:
             remove_endpoint(cloud, settings)
 
