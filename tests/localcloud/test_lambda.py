@@ -42,6 +42,7 @@ def handler(event, context):
         "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
         "remaining_ms": context.get_remaining_time_in_millis(),
         "request_id": context.aws_request_id,
+        "custom": context.client_context.custom if context.client_context else None,
     }
 """
 NO_RETRIES = Config(retries={"total_max_attempts": 1}, read_timeout=60)
@@ -131,8 +132,11 @@ def test_invoke_runs_the_handler_with_its_environment_and_tails_its_log(cloud):
     assert report[3] == "Memory Size: 256 MB"
     assert report[-1].startswith("Init Duration: ")  # the environment's first invocation
 
-    # Warm: the same environment (initialised once), no Init Duration.
-    answer, again = invoke(lam, name, {"n": 2}, LogType="Tail")
+    # Warm: the same environment (initialised once), no Init Duration; the client context
+    # (base64 JSON on the wire) reaches the handler decoded.
+    context = base64.b64encode(json.dumps({"custom": {"caller": "test"}}).encode()).decode()
+    answer, again = invoke(lam, name, {"n": 2}, LogType="Tail", ClientContext=context)
+    assert again["custom"] == {"caller": "test"}
     assert again["initialised_at"] == result["initialised_at"]
     assert "Init Duration" not in base64.b64decode(answer["LogResult"]).decode()
 

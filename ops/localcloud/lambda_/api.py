@@ -152,7 +152,7 @@ class LambdaApi:
         if kind == "Event":
             self.invoker.invoke_later(spec, payload)
             return {"StatusCode": 202}
-        result = await self.invoker.invoke(spec, payload, params.get("ClientContext"))
+        result = await self.invoker.invoke(spec, payload, _client_context(params))
         answer = {
             "StatusCode": 200,
             "Payload": result.outcome.payload,
@@ -314,6 +314,24 @@ class LambdaApi:
             for config in self._concurrency_for(region).forget(name):
                 self.environments.retire(config)
             self.environments.stop_function(region, name)
+
+
+def _client_context(params: dict) -> str | None:
+    """The ClientContext header is base64 JSON; the runtime gets the JSON itself."""
+    encoded = params.get("ClientContext")
+    if not encoded:
+        return None
+    try:
+        text = base64.b64decode(encoded, validate=True).decode("utf-8")
+        json.loads(text)
+    except ValueError:
+        raise AwsError(
+            "InvalidRequestContentException",
+            "Client context must be a valid Base64-encoded JSON object.",
+            400,
+            {"Type": "User"},
+        ) from None
+    return text
 
 
 def _moto_error(exc: LambdaClientError) -> AwsError:

@@ -132,6 +132,7 @@ class Environment:
         self._lines: list[str] = []
         self._stopping = threading.Event()
         self._exit_reason: str | None = None
+        self._out_of_memory = False
         self._spawned_at = 0.0
         self.child = None
         self.api: RuntimeApi | None = None
@@ -199,15 +200,11 @@ class Environment:
             if code is not None and code < 0
             else f"exit status {code}"
         )
-        error_type = (
-            "Runtime.OutOfMemory"
-            if getattr(self, "_out_of_memory", False)
-            else ("Runtime.ExitError")
-        )
+        error_type = "Runtime.OutOfMemory" if self._out_of_memory else "Runtime.ExitError"
         with self._lock:
             current = self._current
             self.state = "Stopped"
-        if current is not None and not self._stopping.is_set():
+        if current is not None:  # also when stopped meanwhile: the caller gets an answer
             message = f"RequestId: {current.request_id} Error: Runtime exited with error: {reason}"
             self._finish(current.request_id, _error_document(error_type, message), "Unhandled")
         if not self.ready.is_set() and self.init_error is None:
