@@ -74,10 +74,11 @@ def default_prefix(root: Path = REPO / "runs" / "loadtest") -> Path:
     return root / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") / "lambda"
 
 
-def run(options: dict[str, object], prefix: Path, env: dict[str, str] | None = None,
+def run(options: dict[str, object], prefix: Path, extra: list[str] = (), env=None,
         stdout=None) -> Result:  # fmt: skip
     """``locust -f loadtest/lambda.py --headless`` with `options` (name -> value; None left
-    out, True a bare flag), reports under `prefix`; Locust's output to `stdout`."""
+    out, True a bare flag) and then `extra` as they are, reports under `prefix`; Locust's
+    output to `stdout`."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
@@ -88,9 +89,16 @@ def run(options: dict[str, object], prefix: Path, env: dict[str, str] | None = N
             continue
         flag = "--" + name.replace("_", "-")
         command += [flag] if value is True else [flag, str(value)]
+    command += list(extra)
     outputs = outputs_for(prefix)
     outputs.verdict_json.unlink(missing_ok=True)  # a verdict left by an earlier run is not ours
-    completed = subprocess.run(command, cwd=REPO, env=env, stdout=stdout, check=False)
+    if stdout is None or _has_fileno(stdout):
+        completed = subprocess.run(command, cwd=REPO, env=env, stdout=stdout, check=False)
+    else:  # a stream in memory (a test's): pass the output on once the run is over
+        completed = subprocess.run(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, check=False
+        )
+        stdout.write(completed.stdout)
     verdict = None
     if outputs.verdict_json.exists():
         verdict = Verdict.from_json(json.loads(outputs.verdict_json.read_text(encoding="utf-8")))
@@ -102,3 +110,11 @@ def run(options: dict[str, object], prefix: Path, env: dict[str, str] | None = N
         locust_csv_prefix=prefix,
         html=Path(f"{prefix}.html"),
     )
+
+
+def _has_fileno(stream) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return False
+    return True

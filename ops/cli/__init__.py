@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from ops.cli import data as data_cli
 from ops.cli import endpoint as endpoint_cli
+from ops.cli import loadtest as loadtest_cli
 from ops.cli import local as local_cli
 from ops.cli import scaling as scaling_cli
 from ops.cli import serve as serve_cli
@@ -51,6 +52,7 @@ app.add_typer(scaling_cli.app, name="scaling")
 app.command("serve")(serve_cli.serve)
 app.command("train")(train_cli.train)
 app.command("promote-endpoint")(endpoint_cli.promote_endpoint)
+app.command("loadtest")(loadtest_cli.loadtest)
 
 
 @app.callback()
