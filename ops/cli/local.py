@@ -81,7 +81,9 @@ def up(
     tfvars: Annotated[
         Path,
         typer.Option(
-            help="The tfvars to bootstrap from (its Terraform root: its folder).", dir_okay=False
+            help="The tfvars to bootstrap from; its folder is the Terraform root when it holds "
+            ".tf files, else terraform/envs/dev.",
+            dir_okay=False,
         ),
     ] = config.TFVARS,
     wait_provisioned: Annotated[
@@ -131,13 +133,10 @@ def up(
 
 
 def _bootstrap_when_healthy(url: str, home: Path, tfvars: Path, wait: bool, as_json: bool) -> None:
-    deadline = time.monotonic() + control.START_TIMEOUT_S
-    while control.health(url) is None:
-        if time.monotonic() > deadline:
-            typer.echo(f"bootstrap: {url} did not answer; nothing was created", err=True)
-            return
-        time.sleep(0.1)
+    from ops.localcloud import bootstrap
+
     try:
+        bootstrap.wait_answering(url)
         _bootstrap(url, home, tfvars, wait, as_json)
     except OpsError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -597,6 +597,16 @@ def _wait_updated(lam, name: str) -> None:
     raise OpsError(f"{name} is still updating after 60 s")
 
 
+def wait_answering(url: str, timeout: float = control.START_TIMEOUT_S) -> None:
+    """Wait until the local cloud at ``url`` answers its health check (a foreground `ops local
+    up` bootstraps beside the server it is starting)."""
+    deadline = time.monotonic() + timeout
+    while control.health(url) is None:
+        if time.monotonic() > deadline:
+            raise OpsError(f"bootstrap: {url} did not answer within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 def run(
     url: str,
     tfvars: Path = config.TFVARS,
