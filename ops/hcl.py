@@ -160,10 +160,6 @@ def _no_reference(name: str, path: Path) -> Any:
     raise HclError(f"{path}: a variable definitions file cannot reference {name}")
 
 
-def policy_json(document: Mapping[str, Any]) -> str:
-    return json.dumps(document, sort_keys=False)
-
-
 class Module:
     """A Terraform module (the .tf files of one folder) with its input values.
 
@@ -369,7 +365,7 @@ class Module:
     def _data(self, kind: str, label: str) -> Lazy:
         def get(attribute: str) -> Any:
             if kind == "aws_iam_policy_document" and attribute == "json":
-                return policy_json(self.policy_document(label))
+                return json.dumps(self.policy_document(label))
             return self._fact(f"data.{kind}.{label}.{attribute}")
 
         return Lazy(get, f"data.{kind}.{label}")
