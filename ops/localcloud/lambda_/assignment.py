@@ -20,10 +20,10 @@ import os
 import threading
 import time
 
+from ops.localcloud.identity import aws_environment
 from ops.localcloud.lambda_.concurrency import ON_DEMAND, PROVISIONED, Concurrency
 from ops.localcloud.lambda_.environments import Environment
 from ops.localcloud.lambda_.functions import FunctionSpec, TaskRoots
-from ops.localcloud.sagemaker.launch import aws_environment
 from ops.localcloud.supervisor import SupervisorClosed
 
 log = logging.getLogger("dogops.localcloud")
@@ -127,7 +127,6 @@ class Environments:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
             **aws_environment(self.context.url, spec.region, credentials),
-            "AWS_EC2_METADATA_DISABLED": "true",
         }
 
     # -- provisioned concurrency ---------------------------------------------------------------

@@ -14,7 +14,7 @@ distribution setting, N independent copies run, as on AWS.
 
 Code in the job reaches the local cloud's APIs as it reaches AWS's from a training container:
 boto3 finds the endpoint, the job's region and credentials standing for the job's role in the
-environment, and nothing of the local cloud's own AWS settings (`aws_environment`).
+environment, and nothing of the local cloud's own AWS settings (`identity.aws_environment`).
 """
 
 from __future__ import annotations
@@ -157,22 +157,6 @@ class Instance:
         return self.root / self.host
 
 
-def aws_environment(url: str, region: str, credentials: dict) -> dict[str, str]:
-    """The AWS settings of a job's processes: the local cloud's front door, the job's region and
-    the role's credentials (STS ``Credentials``). No config or credentials file is read, as
-    none is in a training container: the user's ``~/.aws`` could name other endpoints."""
-    return {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
-        "AWS_SESSION_TOKEN": credentials["SessionToken"],
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
-
-
 def environment(
     job: TrainingJob,
     spec: LaunchSpec,
@@ -183,7 +167,7 @@ def environment(
     aws: dict[str, str],
 ) -> dict[str, str]:
     """Create the instance's folders and config files; the SageMaker training environment.
-    ``aws`` (see `aws_environment`) replaces every AWS_* variable of the local cloud's own
+    ``aws`` (see `identity.aws_environment`) replaces every AWS_* variable of the local cloud's own
     environment (a profile, keys, endpoints); the request's ``Environment`` may still set one."""
     host_dir, hosts = instance.dir, instance.hosts
     for sub in ("model", "output/data", "checkpoints", "input/config"):

@@ -11,7 +11,7 @@ output. On success, and after a stop, ``model/`` is packed to
 
 A job's work folder is ``$DOGOPS_HOME/jobs/<region>/<job>/``, emptied when the job starts: a
 name used again (after a restart lost the old record) never packs the old job's files. Code in
-the job reaches the local cloud as the job's role (`launch.aws_environment`).
+the job reaches the local cloud as the job's role (`identity.aws_environment`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from botocore.exceptions import ClientError
 from ops import s3 as ops_s3
 from ops.errors import OpsError
 from ops.localcloud import cwlogs, loopback
+from ops.localcloud.identity import aws_environment
 from ops.localcloud.sagemaker.launch import (
     Instance,
-    aws_environment,
     environment,
     instance_command,
     launch_spec,
