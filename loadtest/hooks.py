@@ -14,6 +14,9 @@
 - at ``quitting``: stops the image server.
 
 Options that make no sense stop the run before any user starts (exit code 2).
+
+The watch counts the invocations of its own process: run Locust as one process (one process
+drives a few hundred users); with distributed workers the timeline would miss theirs.
 """
 
 from __future__ import annotations

@@ -202,6 +202,10 @@ def _sustained_crossing(timeline: Timeline, target: float) -> tuple[float, float
 
 def _scale_out(timeline: Timeline, expect: Expectations) -> Check:
     name = "scaled out"
+    if all(r.desired is None for r in timeline.rows):
+        expected = f">= {expect.scale_out_to} instances" if expect.scale_out_to else "-"
+        status = Status.FAILED if expect.scale_out_to else Status.NOT_APPLICABLE
+        return Check(name, status, expected, "no instance counts recorded")
     crossing = _sustained_crossing(timeline, expect.target_per_instance)
     within_wall = expect.scale_out_within / timeline.time_scale
     if crossing is None:

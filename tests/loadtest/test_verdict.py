@@ -242,6 +242,17 @@ def test_no_scale_out_is_expected_under_the_target_unless_asked_for():
     assert status(judge(quiet, asked), "scaled out") is Status.FAILED
 
 
+def test_without_instance_counts_scaling_is_not_judged_unless_asked_for():
+    timeline = recorded(SPIKE)  # the load asks for 4 instances
+    timeline.rows = [dataclasses.replace(r, desired=None, current=None) for r in timeline.rows]
+    timeline.activities = []
+    verdict = judge(timeline, EXPECT)
+    for name in ("scaled out", "never above max", "scaled in"):
+        assert status(verdict, name) is Status.NOT_APPLICABLE
+    asked = dataclasses.replace(EXPECT, scale_out_to=4)
+    assert status(judge(timeline, asked), "scaled out") is Status.FAILED
+
+
 def test_errors_and_latency_beyond_their_bounds_fail():
     timeline = recorded(SPIKE)
     totals = timeline.totals
