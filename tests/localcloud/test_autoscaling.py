@@ -401,7 +401,9 @@ def test_ops_local_up_passes_its_time_scale_on(monkeypatch):
         return control.State(url="http://127.0.0.1:1", pid=1, home="h", log="log")
 
     monkeypatch.setattr(control, "up_detached", up_detached)
-    result = CliRunner().invoke(app, ["local", "up", "--detach", "--time-scale", "20"])
+    result = CliRunner().invoke(
+        app, ["local", "up", "--detach", "--no-bootstrap", "--time-scale", "20"]
+    )
     assert result.exit_code == 0, result.output
     assert asked == {"port": 0, "time_scale": 20.0}
     refused = CliRunner().invoke(app, ["local", "up", "--detach", "--time-scale", "0"])

@@ -12,15 +12,13 @@ GetMetricData. Dimension sets: ``FunctionName``; ``FunctionName`` + ``Resource``
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 import time
 from datetime import UTC, datetime
 
-log = logging.getLogger("dogops.localcloud")
+from ops.localcloud.cwmetrics import Publisher, by_region
+
 NAMESPACE = "AWS/Lambda"
-FLUSH_S = 1.0
-PUT_BATCH = 20
 _UNITS = {"Duration": "Milliseconds", "ProvisionedConcurrencyUtilization": "None"}
 Dimensions = tuple[tuple[str, str], ...]
 
@@ -32,18 +30,15 @@ def dimension_sets(name: str, qualifier: str | None) -> list[Dimensions]:
     return sets
 
 
-class LambdaMetrics:
+class LambdaMetrics(Publisher):
     def __init__(self, moto, clock=time.time):
-        self.moto = moto
-        self.clock = clock
+        super().__init__(moto, NAMESPACE, "lambda-metrics", clock)
         self._lock = threading.Lock()
         # (region, dimensions, metric, second) -> samples
         self._open: dict[tuple[str, Dimensions, str, int], list[float]] = collections.defaultdict(
             list
         )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="lambda-metrics")
-        self._thread.start()
+        self.start()
 
     def add(self, region: str, sets: list[Dimensions], metric: str, value: float) -> None:
         second = int(self.clock())
@@ -51,26 +46,14 @@ class LambdaMetrics:
             for dimensions in sets:
                 self._open[(region, dimensions, metric, second)].append(float(value))
 
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self._flush(everything=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(FLUSH_S):
-            try:
-                self._flush()
-            except Exception:  # metrics must never take invocations down with them
-                log.exception("could not publish the functions' metrics")
-
-    def _flush(self, everything: bool = False) -> None:
+    def collect(self, everything: bool) -> dict[str, list[dict]]:
         current = int(self.clock())
         with self._lock:
             done = [key for key in self._open if everything or key[3] < current]
             samples = {key: self._open.pop(key) for key in done}
-        by_region: dict[str, list[dict]] = collections.defaultdict(list)
+        due = by_region()
         for (region, dimensions, metric, second), values in sorted(samples.items()):
-            by_region[region].append(
+            due[region].append(
                 {
                     "MetricName": metric,
                     "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
@@ -84,9 +67,4 @@ class LambdaMetrics:
                     "Unit": _UNITS.get(metric, "Count"),
                 }
             )
-        for region, data in by_region.items():
-            client = self.moto.client("cloudwatch", region)
-            for start in range(0, len(data), PUT_BATCH):
-                client.put_metric_data(
-                    Namespace=NAMESPACE, MetricData=data[start : start + PUT_BATCH]
-                )
+        return due

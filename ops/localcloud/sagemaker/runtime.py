@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 import botocore.session
 import httpx
 
+from ops.localcloud.cwmetrics import Publisher, by_region
 from ops.localcloud.routes import Route, rest_route
 from ops.localcloud.sagemaker.endpoint_records import SERVING, EndpointBackend, Fleet, Instance
 from ops.localcloud.sagemaker.hosting import INVOCATION_TIMEOUT_S, LOG_GROUP_PREFIX
@@ -55,9 +56,7 @@ from ops.localcloud.wire import ACCOUNT_ID, AwsError, Call, RestPayload
 log = logging.getLogger("dogops.localcloud")
 MAX_BODY_BYTES = 6_291_456  # InvokeEndpoint's Body, the sagemaker-runtime service model
 NAMESPACE = "AWS/SageMaker"
-FLUSH_S = 1.0
 HISTORY_S = 3 * 3600
-PUT_BATCH = 20  # PutMetricData's long-standing per-call limit of metric data
 _PASSED_HEADERS = {
     "ContentType": "Content-Type",
     "Accept": "Accept",
@@ -246,13 +245,12 @@ class Window:
     invocations_per_instance: float
 
 
-class EndpointMetrics:
+class EndpointMetrics(Publisher):
     """Per-second sums per variant, put into CloudWatch once a second; `window` reads them."""
 
     def __init__(self, moto, backend: EndpointBackend, clock=time.time):
-        self.moto = moto
+        super().__init__(moto, NAMESPACE, "endpoint-metrics", clock)
         self.backend = backend
-        self.clock = clock
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str, str, int], _Second] = {}
         # (region, endpoint, variant) -> {second: (invocations, per instance)}
@@ -260,9 +258,7 @@ class EndpointMetrics:
             collections.defaultdict(dict)
         )
         self._zeroed: set[tuple[str, str, str, int]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="endpoint-metrics")
-        self._thread.start()
+        self.start()
 
     def record(
         self,
@@ -305,20 +301,7 @@ class EndpointMetrics:
         per_instance = sum(share for _, share in seen)
         return Window(invocations, per_instance)
 
-    def close(self) -> None:
-        """Publish what is left (also the current second) and stop."""
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self._flush(everything=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(FLUSH_S):
-            try:
-                self._flush()
-            except Exception:  # metrics must never take the endpoint down with them
-                log.exception("could not publish the endpoints' metrics")
-
-    def _flush(self, everything: bool = False) -> None:
+    def collect(self, everything: bool) -> dict[str, list[dict]]:
         now = self.clock()
         current = int(now)
         with self._lock:
@@ -330,17 +313,12 @@ class EndpointMetrics:
             for history in self._history.values():
                 for second in [s for s in history if s < now - HISTORY_S]:
                     del history[second]
-        by_region: dict[str, list[dict]] = collections.defaultdict(list)
+        due = by_region()
         for (region, endpoint, variant, second), bucket in sorted(buckets.items()):
-            by_region[region] += _datums(endpoint, variant, second, bucket)
+            due[region] += _datums(endpoint, variant, second, bucket)
         for region, endpoint, variant, minute in self._idle_minutes(now):
-            by_region[region] += _zero_datums(endpoint, variant, minute)
-        for region, data in by_region.items():
-            client = self.moto.client("cloudwatch", region)
-            for start in range(0, len(data), PUT_BATCH):
-                client.put_metric_data(
-                    Namespace=NAMESPACE, MetricData=data[start : start + PUT_BATCH]
-                )
+            due[region] += _zero_datums(endpoint, variant, minute)
+        return due
 
     def _idle_minutes(self, now: float) -> list[tuple[str, str, str, int]]:
         """The last whole minute, for each variant of an InService endpoint that had no
