@@ -119,14 +119,20 @@ def write_png(timeline: Timeline, expect: Expectations, path: Path) -> None:
     if not rows:
         figure.savefig(path, format="png", dpi=100)
         return
+    # Counts per row hold over the row; states sampled at a row's end (users, instance
+    # counts) hold from that moment on.
     starts = [r.t - r.interval for r in rows]
     x = [*starts, rows[-1].t]
+    ends = [r.t for r in rows]
 
     def steps(values):
         values = [float("nan") if v is None else v for v in values]
         return [*values, values[-1]]
 
-    load_ax.step(x, steps([r.users for r in rows]), where="post", color="tab:blue", label="users")
+    def sampled(values):
+        return [float("nan") if v is None else v for v in values]
+
+    load_ax.step(ends, sampled([r.users for r in rows]), where="post", color="tab:blue")
     load_ax.set_ylabel("users")
     rate_ax = load_ax.twinx()
     rate_ax.step(x, steps([r.requests_per_second for r in rows]), where="post", color="tab:orange")
@@ -136,11 +142,12 @@ def write_png(timeline: Timeline, expect: Expectations, path: Path) -> None:
     latency_ax.axhline(expect.max_p95_ms, color="tab:red", linestyle="--", linewidth=0.8)
     latency_ax.set_ylabel("p95 ms")
     instances_ax.step(
-        x, steps([r.current for r in rows]), where="post", color="tab:green", label="current"
-    )
+        ends, sampled([r.current for r in rows]), where="post", color="tab:green",
+        label="current",
+    )  # fmt: skip
     instances_ax.step(
-        x,
-        steps([r.desired for r in rows]),
+        ends,
+        sampled([r.desired for r in rows]),
         where="post",
         color="black",
         linestyle="--",

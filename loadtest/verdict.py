@@ -178,19 +178,30 @@ def _load_rate(row: Row, timeline: Timeline) -> float:
     return row.endpoint_load / row.interval * timeline.period if row.interval > 0 else 0.0
 
 
+def _serving(rows: list[Row], index: int) -> int:
+    """Instances that served row `index`: those in service when it began (the previous row's
+    count; a change during the row is late in it, as the watch sees it at the row's end)."""
+    for row in (rows[index - 1] if index > 0 else None, rows[index]):
+        if row is not None and row.current:
+            return row.current
+    return 1
+
+
 def _sustained_crossing(timeline: Timeline, target: float) -> tuple[float, float] | None:
     """(wall start, lowest load per policy minute) of the first stretch in which the load per
     instance stayed above the target for AlarmHigh's three periods, or None."""
     rows = timeline.rows
     window = HIGH_DATAPOINTS * timeline.period
+    slack = 0.1 * timeline.period  # rows end a few milliseconds after the period boundaries
     for i, first in enumerate(rows):
         start = first.t - first.interval
-        covered = [r for r in rows[i:] if r.t - r.interval < start + window - 1e-9]
-        if not covered or covered[-1].t < start + window - 1e-9:
+        end = start + window - slack
+        covered = [r for r in rows[i:] if r.t - r.interval < end]
+        if not covered or covered[-1].t < end:
             return None  # the run ended before three periods had passed
         rates = []
-        for row in covered:
-            instances = row.current or 1
+        for offset, row in enumerate(covered):
+            instances = _serving(rows, i + offset)
             rate = _load_rate(row, timeline)
             if rate / instances <= target:
                 break
@@ -341,7 +352,8 @@ def _scaled_in(timeline: Timeline, changes: list[CapacityChange], expect: Expect
     if back is None:
         end = counted[-1]
         low = LOW_THRESHOLD_FRACTION * expect.target_per_instance
-        busy = [r for r in counted if _load_rate(r, timeline) / max(r.current, 1) >= low]
+        rows = timeline.rows
+        busy = [r for i, r in enumerate(rows) if _load_rate(r, timeline) / _serving(rows, i) >= low]
         quiet_since = busy[-1].t if busy else counted[0].t - counted[0].interval
         quiet = (end.t - quiet_since) * timeline.time_scale
         return Check(

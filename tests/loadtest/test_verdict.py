@@ -4,6 +4,7 @@ which must pass, and the same timeline broken in each way the verdict exists to 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from loadtest.timeline import Row, ScalingActivity, Timeline, Totals
 from loadtest.verdict import Status, declared, judge
@@ -26,11 +27,11 @@ EXPECT = declared(
 )
 
 
-def recorded(requests: list[float], **policy) -> Timeline:
+def recorded(requests: list[float], warmup: int = 300, **policy) -> Timeline:
     """A timeline as the watch would record the simulated endpoint: a row per policy minute,
     the minute's requests all served (CloudWatch's endpoint Invocations), the counts after the
     minute's evaluation, every activity seen at the row of its start."""
-    run = simulate(requests, TARGET, dataclasses.replace(POLICY, **policy))
+    run = simulate(requests, TARGET, dataclasses.replace(POLICY, **policy), warmup_seconds=warmup)
     rows = []
     current = TARGET.min_capacity
     for minute in run.minutes:
@@ -99,6 +100,13 @@ def test_the_engines_own_run_passes_every_check():
 
 def _observed(verdict, name: str) -> str:
     return next(c.observed for c in verdict.checks if c.name == name)
+
+
+def test_instances_that_start_within_alarmhighs_third_minute_do_not_hide_the_load():
+    # Without a warm-up the 4 instances are in service by the end of the minute that fired
+    # AlarmHigh: that minute was still served by one.
+    verdict = judge(recorded(SPIKE, warmup=0), EXPECT)
+    assert status(verdict, "scaled out") is Status.PASSED, verdict.to_json()
 
 
 def test_a_verdict_survives_its_json():
@@ -287,3 +295,26 @@ def test_overrides_left_unset_keep_the_defaults():
     assert declared(**policy, max_p95_ms=None, scale_out_to=None) == EXPECT
     strict = declared(**policy, max_p95_ms=100.0)
     assert status(judge(recorded(SPIKE), strict), "p95 latency") is Status.FAILED
+
+
+RECORDED = Path(__file__).parent / "timelines" / "local-spike-1-3-1.json"
+
+
+def test_a_recorded_local_run_passes_and_fails_where_it_must():
+    """A real run (ops loadtest on the local cloud at time scale 10: one user, then five at
+    30 requests/min each, against a one-instance endpoint under the mission's policy): 1 -> 3
+    instances, back to 1. Its rows end a few milliseconds off the period boundaries."""
+    timeline = Timeline.load(RECORDED)
+    verdict = judge(timeline, EXPECT)
+    assert verdict.passed, verdict.to_json()
+    assert status(verdict, "scaled out") is Status.PASSED
+    assert status(verdict, "scaled in") is Status.PASSED
+    assert [a.desired for a in timeline.activities] == [3, 2, 1]
+    assert status(judge(timeline, dataclasses.replace(EXPECT, max_capacity=2)),
+                  "never above max") is Status.FAILED  # fmt: skip
+    # Declared a 90 s scale-in cooldown, the two scale-ins 57 s apart break it.
+    assert status(judge(timeline, dataclasses.replace(EXPECT, scale_in_cooldown=90)),
+                  "scale-in cooldown") is Status.FAILED  # fmt: skip
+    # Had the policy asked for 4 instances, 3 is too few.
+    assert status(judge(timeline, dataclasses.replace(EXPECT, scale_out_to=4)),
+                  "scaled out") is Status.FAILED  # fmt: skip
