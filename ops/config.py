@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ops import hcl
-from ops.target import TERRAFORM_ENV
 
+REPO = Path(__file__).resolve().parent.parent
+TERRAFORM_ENV = REPO / "terraform" / "envs" / "dev"
 TFVARS = TERRAFORM_ENV / "terraform.tfvars"
 
 

@@ -19,11 +19,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from ops.config import REPO, TERRAFORM_ENV
 from ops.errors import OpsError
 from ops.profile import Profile
 
-REPO = Path(__file__).resolve().parent.parent
-TERRAFORM_ENV = REPO / "terraform" / "envs" / "dev"
 LOCAL_BUCKET = "dogops-local"
 LOCAL_ROLE = "dogops-sagemaker-local"
 TARGETS = ("local", "aws")
