@@ -1,8 +1,9 @@
 """The locustfile run headless against the local cloud, as a user runs it: a real function
-(a tiny handler) with reserved concurrency 2 under 4 users, so some calls are throttled, and
-every request is counted on both sides (Locust's requests = Lambda's Invocations + Throttles
-in CloudWatch). Also `ops loadtest`, its JSON and exit code, and that the `ops` CLI stays free
-of Locust's gevent patching."""
+(a tiny handler that sometimes fails) with reserved concurrency 2 under 4 users, so some calls
+are throttled, and every request is counted on both sides (Locust's requests = Lambda's
+Invocations + Throttles in CloudWatch, its function errors = Lambda's Errors). Also `ops
+loadtest`, its JSON and exit code, and that the `ops` CLI stays free of Locust's gevent
+patching."""
 
 from __future__ import annotations
 
@@ -29,12 +30,17 @@ from ops.cli import app
 from ops.localcloud import control
 
 REPO = Path(__file__).resolve().parents[2]
-# Answers as lambda_src/handler.py does on success, after a little work, so calls overlap.
+# Answers as lambda_src/handler.py does on success, after a little work, so calls overlap;
+# every fifth call of an execution environment raises (a function error).
 HANDLER = """\
-import json, time
+import itertools, json, time
+
+CALLS = itertools.count(1)
 
 def handler(event, context):
     time.sleep(0.2)
+    if next(CALLS) % 5 == 0:
+        raise ValueError("every fifth call fails")
     return {"statusCode": 200, "headers": {}, "body": json.dumps({"size": len(event["body"])})}
 """
 RESERVED = 2
@@ -116,7 +122,7 @@ def test_locust_headless_counts_every_request_on_both_sides(cloud, function, env
         [sys.executable, "-m", "locust", "-f", "loadtest/lambda.py", "--headless",
          "--csv", str(prefix), "--html", f"{prefix}.html", "--function-name", function,
          "--qualifier", "live", "--no-endpoint", "--peak-users", "4", "--image-file", str(jpeg),
-         "--reserved-concurrency", str(RESERVED), *LOAD],
+         "--reserved-concurrency", str(RESERVED), "--max-error-ratio", "0.5", *LOAD],
         cwd=REPO, env=environment, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -125,7 +131,10 @@ def test_locust_headless_counts_every_request_on_both_sides(cloud, function, env
     counts = verdict["counts"]
     assert counts["successes"] > 0
     assert counts["throttles"] > 0  # 4 users, 2 reserved
-    assert counts["requests"] == counts["successes"] + counts["throttles"]
+    assert counts["function_errors"] > 0
+    assert counts["requests"] == (
+        counts["successes"] + counts["throttles"] + counts["function_errors"]
+    )
     checks = {c["name"]: c for c in verdict["checks"]}
     assert checks["throttled only at the limit"]["status"] == "passed"
     assert checks["concurrency within reserved"]["status"] == "passed"
@@ -133,16 +142,24 @@ def test_locust_headless_counts_every_request_on_both_sides(cloud, function, env
     # watch read them into the timeline).
     invocations = cloudwatch_sum(cloud, function, "Invocations")
     throttles = cloudwatch_sum(cloud, function, "Throttles")
-    assert (invocations, throttles) == (counts["successes"], counts["throttles"])
+    errors = cloudwatch_sum(cloud, function, "Errors")
+    assert invocations + throttles == counts["requests"]
+    assert (throttles, errors) == (counts["throttles"], counts["function_errors"])
     assert counts["lambda_invocations"] == invocations
     assert counts["lambda_throttles"] == throttles
+    assert counts["lambda_errors"] == errors
     with open(f"{prefix}_stats.csv", newline="") as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
     assert int(rows["Aggregated"]["Request Count"]) == counts["requests"]
-    assert int(rows["Aggregated"]["Failure Count"]) == counts["throttles"]
+    assert int(rows["Aggregated"]["Failure Count"]) == (
+        counts["throttles"] + counts["function_errors"]
+    )
     with open(f"{prefix}_failures.csv", newline="") as handle:
-        errors = [row["Error"] for row in csv.DictReader(handle)]
-    assert errors == ["Throttled('ReservedFunctionConcurrentInvocationLimitExceeded')"]
+        kinds = {row["Error"]: int(row["Occurrences"]) for row in csv.DictReader(handle)}
+    assert kinds == {
+        "Throttled('ReservedFunctionConcurrentInvocationLimitExceeded')": counts["throttles"],
+        "FunctionError('Unhandled: ValueError: every fifth call fails')": counts["function_errors"],
+    }
     assert Path(f"{prefix}.html").stat().st_size > 0
     assert Path(f"{prefix}_scaling.png").read_bytes()[:4] == b"\x89PNG"
     # The recorded timeline judged again with a reserved limit the function does not have
