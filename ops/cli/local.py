@@ -166,13 +166,18 @@ def status(as_json: JsonOption = False) -> None:
                 url=state.url,
                 pid=state.pid,
                 home=state.home,
+                time_scale=(info or {}).get("time_scale", 1.0),
                 intercepted=(info or {}).get("intercepted", []),
             )
         typer.echo(json.dumps(document))
     elif state is None:
         typer.echo("not running (start it with `ops local up --detach`)")
     else:
-        typer.echo(f"running at {state.url} (pid {state.pid}, work folder {state.home})")
+        scale = (info or {}).get("time_scale", 1.0)
+        typer.echo(
+            f"running at {state.url} (pid {state.pid}, work folder {state.home}, "
+            f"time scale {scale:g})"
+        )
     if state is None:
         raise typer.Exit(1)
 

@@ -128,7 +128,9 @@ class LocalCloud:
         self.services = context.services
         self.services.extend(kind(context) for kind in SERVICES)
         table = RouteTable(route for service in self.services for route in service.routes())
-        config = uvicorn.Config(create_app(table, self.moto.url), log_level="warning")
+        config = uvicorn.Config(
+            create_app(table, self.moto.url, self.time_scale), log_level="warning"
+        )
         self._server = uvicorn.Server(config)
         return sock
 

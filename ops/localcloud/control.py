@@ -186,6 +186,12 @@ def running() -> State | None:
     return state
 
 
+def time_scale(state: State) -> float:
+    """The running local cloud's ``--time-scale`` (policy seconds per wall second)."""
+    info = health(state.url) or {}
+    return float(info.get("time_scale") or 1.0)
+
+
 def require_running() -> State:
     state = running()
     if state is None:

@@ -46,13 +46,18 @@ _DROP_RESPONSE = {
 }
 
 
-def create_app(table: RouteTable, moto_url: str) -> Starlette:
+def create_app(table: RouteTable, moto_url: str, time_scale: float = 1.0) -> Starlette:
     pool = httpcore.AsyncConnectionPool(max_connections=64)
     moto = httpx.URL(moto_url)
 
     async def dispatch(request: Request) -> Response:
         if request.url.path == HEALTH_PATH:
-            document = {"status": "ok", "pid": os.getpid(), "moto": moto_url}
+            document = {
+                "status": "ok",
+                "pid": os.getpid(),
+                "moto": moto_url,
+                "time_scale": time_scale,
+            }
             return JSONResponse({**document, "intercepted": table.names()})
         body = await request.body()
         query = request.scope.get("query_string", b"")

@@ -28,12 +28,13 @@ from tests.localcloud.test_ssm import ssm_client
 def test_local_up_status_env_down(tmp_path):
     env = {**os.environ, "DOGOPS_HOME": str(tmp_path)}
     assert ops("local", "status", env=env).returncode == 1
-    up = ops("local", "up", "--detach", env=env)
+    up = ops("local", "up", "--detach", "--time-scale", "5", env=env)
     try:
         assert up.returncode == 0, up.stderr
         status = json.loads(ops("local", "status", "--json", env=env).stdout)
         assert status["running"] is True
         assert status["url"].startswith("http://127.0.0.1:")
+        assert status["time_scale"] == 5
         assert "SageMaker.CreateHyperParameterTuningJob" in status["intercepted"]
         exports = ops("local", "env", env=env).stdout
         assert f"export AWS_ENDPOINT_URL={status['url']}" in exports
