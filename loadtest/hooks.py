@@ -82,16 +82,16 @@ class LoadTest:
     def on_test_start(self, environment, **_) -> None:
         settings = self.settings
         assert settings is not None
-        jpeg = sample_jpeg(settings.image_file or None)
         if settings.payload == "url":
             url = settings.image_url
             if not url:
                 if self.image_server is None:
+                    jpeg = sample_jpeg(settings.image_file or None)
                     self.image_server = ImageServer(jpeg).start()
                 url = self.image_server.url
             payload = url_event(url)
         else:
-            payload = image_event(jpeg)
+            payload = image_event(sample_jpeg(settings.image_file or None))
         spec = InvokeSpec(
             function_name=settings.function_name,
             qualifier=settings.qualifier,

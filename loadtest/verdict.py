@@ -360,8 +360,8 @@ def _scaled_in(timeline: Timeline, changes: list[CapacityChange], expect: Expect
             name,
             Status.FAILED,
             expected,
-            f"still {end.current} at the end (t={end.t:.0f} s), down from {peak}; the load was "
-            f"under AlarmLow's threshold ({low:g}/instance/min) for the last {quiet:.0f} "
+            f"still {end.current} at the end (t={end.t:.0f} s), after a peak of {peak}; the load "
+            f"was under AlarmLow's threshold ({low:g}/instance/min) for the last {quiet:.0f} "
             f"policy s, and AlarmLow needs {LOW_DATAPOINTS * POLICY_MINUTE:.0f}",
         )
     return Check(name, Status.PASSED, expected, f"{back.current} at t={back.t:.0f} s, from {peak}")
