@@ -167,14 +167,14 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, cloud: LocalCloud) -> str:
     return cloud.url
 
 
-def run_ops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_ops(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
     """The `ops` command in a child process (`python -m ops.cli`), as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "ops.cli", *args],
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
 
 
