@@ -492,3 +492,20 @@ def test_provisioned_concurrency_follows_its_alias_to_a_new_version(cloud):
     assert answer["ExecutedVersion"] == second
     assert result["version"] == second
     assert result["initialization_type"] == "provisioned-concurrency"
+
+
+def test_a_function_is_invoked_by_its_arn_or_partial_arn_with_a_qualifier(cloud):
+    lam = client(cloud)
+    name = create(lam)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    arn = lam.create_alias(FunctionName=name, Name="blue", FunctionVersion=version)["AliasArn"]
+    assert invoke(lam, arn, {})[0]["ExecutedVersion"] == version
+    partial = f"123456789012:function:{name}"
+    assert invoke(lam, partial, {}, Qualifier="blue")[0]["ExecutedVersion"] == version
+    with pytest.raises(ClientError) as missing:
+        invoke(lam, name, {}, Qualifier="green")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert missing.value.response["Error"]["Message"].endswith(f"function:{name}:green")
+    with pytest.raises(ClientError) as bad:
+        lam.invoke(FunctionName=name, Payload=b"{not json")
+    assert bad.value.response["Error"]["Code"] == "InvalidRequestContentException"
