@@ -12,13 +12,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The main job, locally: a synthetic data set in the dogImages layout, the local cloud in the
-# background, then `ops train` (a 2-trial tuning job and a training job with the best values).
+# The whole pipeline, locally (`ops pipeline`): the local cloud bootstrapped from terraform/
+# (time scale 10), a synthetic data set, a 2-trial tuning job and training, promotion to the
+# autoscaled endpoint, and a Locust load test through the Lambda function with its verdict.
+# The local cloud stays up afterwards; `.venv/bin/ops local down` stops it.
 quickstart: install
-	$(BIN)/ops data synth data/synth --classes 5 --per-class 24
-	$(BIN)/ops local up --detach
-	$(BIN)/ops train --data data/synth
-	@echo "next: $(BIN)/ops serve <the model artifact's s3:// URI>; $(BIN)/ops local down stops the local cloud"
+	$(BIN)/ops pipeline
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@ from ops.cli import data as data_cli
 from ops.cli import endpoint as endpoint_cli
 from ops.cli import loadtest as loadtest_cli
 from ops.cli import local as local_cli
+from ops.cli import pipeline as pipeline_cli
 from ops.cli import scaling as scaling_cli
 from ops.cli import serve as serve_cli
 from ops.cli import train as train_cli
@@ -53,6 +54,7 @@ app.command("serve")(serve_cli.serve)
 app.command("train")(train_cli.train)
 app.command("promote-endpoint")(endpoint_cli.promote_endpoint)
 app.command("loadtest")(loadtest_cli.loadtest)
+app.command("pipeline")(pipeline_cli.run_pipeline)
 
 
 @app.callback()
