@@ -2,11 +2,12 @@
 
 `install(events)` registers the options and, per process, a `LoadTest` that:
 
-- at ``init``: resolves the options (Terraform's declarations filled in) and, for
-  ``--target local``, points boto3 at the running local cloud unless it is already pointed;
-- at ``test_start``: prepares the payload (and the loopback image server for ``{"url"}``
-  requests without ``--image-url``), aims the users at the function, and, on the process that
-  runs the test (not a distributed worker), starts the `ScalingWatch`;
+- at ``init``: resolves the options (Terraform's declarations filled in), for ``--target
+  local`` points boto3 at the running local cloud unless it is already pointed, and prepares
+  the payload (and the loopback image server for ``{"url"}`` requests without
+  ``--image-url``): before the shape's clock starts, as making the default JPEG takes seconds;
+- at ``test_start``: aims the users at the function and, on the process that runs the test
+  (not a distributed worker), starts the `ScalingWatch`;
 - at ``test_stop``: stops the watch, judges the timeline, prints the verdict table, writes the
   report files beside Locust's and sets ``environment.process_exit_code``: 0 when the verdict
   passed (throttles are failures in Locust's statistics, and expected past the reserved
@@ -61,10 +62,13 @@ class LoadTest:
         self.watch: ScalingWatch | None = None
         self.recorder: Recorder | None = None
         self.verdict: Verdict | None = None
+        self.spec: InvokeSpec | None = None
         try:
             self.settings = resolve(environment.parsed_options)
             os.environ.update(target_environment(self.settings.target))
-        except (OptionError, OpsError) as exc:
+            # Now, before the shape's clock starts: the default JPEG takes seconds to make.
+            self.spec = self._invoke_spec(self.settings)
+        except (OptionError, OpsError, OSError) as exc:
             self._refuse(exc)
             return
         events = environment.events
@@ -79,26 +83,27 @@ class LoadTest:
         if runner is not None:
             runner.quit()
 
-    def on_test_start(self, environment, **_) -> None:
-        settings = self.settings
-        assert settings is not None
+    def _invoke_spec(self, settings: Settings) -> InvokeSpec:
         if settings.payload == "url":
             url = settings.image_url
             if not url:
-                if self.image_server is None:
-                    jpeg = sample_jpeg(settings.image_file or None)
-                    self.image_server = ImageServer(jpeg).start()
+                jpeg = sample_jpeg(settings.image_file or None)
+                self.image_server = ImageServer(jpeg).start()
                 url = self.image_server.url
             payload = url_event(url)
         else:
             payload = image_event(sample_jpeg(settings.image_file or None))
-        spec = InvokeSpec(
+        return InvokeSpec(
             function_name=settings.function_name,
             qualifier=settings.qualifier,
             payload=payload,
             payload_name=f"{settings.payload} ({len(payload)} B)",
             rate=settings.rate,
         )
+
+    def on_test_start(self, environment, **_) -> None:
+        settings, spec = self.settings, self.spec
+        assert settings is not None and spec is not None
         aim(environment, spec)
         if isinstance(environment.runner, WorkerRunner):
             return

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from loadtest import headless, report
 
@@ -100,11 +99,10 @@ def loadtest(
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
-        console = Console()
         if result.verdict is not None:
-            console.print(report.table(result.verdict))
+            report.print_verdict(result.verdict)
         else:
-            console.print(f"[bold red]no verdict[/]: locust exited {result.exit_code}")
+            typer.echo(f"no verdict: locust exited {result.exit_code}", err=True)
         for label, path in result.to_json()["outputs"].items():
-            console.print(f"{label.replace('_', ' ')}: {path}")
+            typer.echo(f"{label.replace('_', ' ')}: {path}")
     raise typer.Exit(result.exit_code)

@@ -297,14 +297,14 @@ def test_overrides_left_unset_keep_the_defaults():
     assert status(judge(recorded(SPIKE), strict), "p95 latency") is Status.FAILED
 
 
-RECORDED = Path(__file__).parent / "timelines" / "local-spike-1-3-1.json"
+TIMELINES = Path(__file__).parent / "timelines"
 
 
 def test_a_recorded_local_run_passes_and_fails_where_it_must():
     """A real run (ops loadtest on the local cloud at time scale 10: one user, then five at
     30 requests/min each, against a one-instance endpoint under the mission's policy): 1 -> 3
     instances, back to 1. Its rows end a few milliseconds off the period boundaries."""
-    timeline = Timeline.load(RECORDED)
+    timeline = Timeline.load(TIMELINES / "local-spike-1-3-1.json")
     verdict = judge(timeline, EXPECT)
     assert verdict.passed, verdict.to_json()
     assert status(verdict, "scaled out") is Status.PASSED
@@ -318,3 +318,19 @@ def test_a_recorded_local_run_passes_and_fails_where_it_must():
     # Had the policy asked for 4 instances, 3 is too few.
     assert status(judge(timeline, dataclasses.replace(EXPECT, scale_out_to=4)),
                   "scaled out") is Status.FAILED  # fmt: skip
+
+
+def test_a_recorded_run_of_the_trained_model_scaled_out_twice_within_the_cooldown():
+    """`ops loadtest --time-scale 10` with [tool.locust]'s load against the model `ops train`
+    made, promoted by `ops promote-endpoint`: 1 -> 2, then 2 -> 4 one policy minute after the
+    first completed (inside the 300 s cooldown, allowed as it adds more), and back to 1."""
+    timeline = Timeline.load(TIMELINES / "local-resnet-1-2-4-1.json")
+    assert [a.desired for a in timeline.activities] == [2, 4, 3, 2, 1]
+    assert judge(timeline, EXPECT).passed
+    # Had the second scale-out added no more than the first, the cooldown forbade it.
+    first, second, *rest = timeline.activities
+    smaller = dataclasses.replace(
+        second, desired=3, description="Setting desired instance count to 3."
+    )
+    broken = dataclasses.replace(timeline, activities=[first, smaller, *rest])
+    assert status(judge(broken, EXPECT), "scale-out cooldown") is Status.FAILED
