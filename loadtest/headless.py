@@ -67,7 +67,7 @@ def phases_for(duration: float, given: dict[str, float | None]) -> dict[str, flo
     total = sum(chosen.values())
     if not duration > 0 or total <= 0:
         raise OpsError(f"the duration must be > 0 seconds, not {duration}")
-    return {phase: value * duration / total for phase, value in chosen.items()}
+    return {phase: round(value * duration / total, 1) for phase, value in chosen.items()}
 
 
 def default_prefix(root: Path = REPO / "runs" / "loadtest") -> Path:

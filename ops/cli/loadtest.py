@@ -103,6 +103,8 @@ def loadtest(
             report.print_verdict(result.verdict)
         else:
             typer.echo(f"no verdict: locust exited {result.exit_code}", err=True)
-        for label, path in result.to_json()["outputs"].items():
+        document = result.to_json()
+        typer.echo(f"ran: {document['command']}")
+        for label, path in document["outputs"].items():
             typer.echo(f"{label.replace('_', ' ')}: {path}")
     raise typer.Exit(result.exit_code)
