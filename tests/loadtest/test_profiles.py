@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from loadtest.headless import phases_for
 from loadtest.profiles import Profile
+from ops.errors import OpsError
 
 
 def users(profile: Profile, every: float = 30.0) -> list[int | None]:
@@ -43,3 +45,11 @@ def test_nonsense_is_refused(bad):
                 "tail": 0} | bad  # fmt: skip
     with pytest.raises(ValueError):
         Profile(**settings)
+
+
+def test_a_duration_keeps_the_phases_proportions():
+    # [tool.locust]: 120 s warm-up, 600 s hold, 1500 s tail.
+    assert phases_for(1110, {}) == {"warmup": 60.0, "hold": 300.0, "tail": 750.0}
+    assert phases_for(100, {"warmup": 0, "hold": 50}) == {"warmup": 0.0, "hold": 3.2, "tail": 96.8}
+    with pytest.raises(OpsError):
+        phases_for(0, {})
