@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import weakref
 
 import boto3
 from locust.runners import WorkerRunner
@@ -38,7 +37,6 @@ from loadtest.watch import Recorder, ScalingWatch, Watched
 from ops.errors import OpsError
 
 log = logging.getLogger("loadtest")
-_TESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def install(events) -> None:
@@ -47,11 +45,7 @@ def install(events) -> None:
 
 
 def _on_init(environment, **_) -> None:
-    _TESTS[environment] = LoadTest(environment)
-
-
-def load_test(environment) -> LoadTest:
-    return _TESTS[environment]
+    LoadTest(environment)  # kept alive by the listeners it registers
 
 
 class LoadTest:
