@@ -52,9 +52,9 @@ class Environments:
 
     # -- assignment ----------------------------------------------------------------------------
 
-    def acquire(self, spec: FunctionSpec, kind: str, config=None) -> tuple[Environment, bool]:
-        """An environment for one invocation, Busy from now on, and whether it is new (a cold
-        start, still initialising: wait on its ``ready``)."""
+    def take_idle(self, spec: FunctionSpec, kind: str, config=None) -> Environment | None:
+        """An idle environment for one invocation (a warm start), Busy from now on; None if
+        there is none: then `start` one (a cold start)."""
         pool = _pool(spec, kind, config)
         with self._lock:
             idle = self._idle.get(pool, [])
@@ -62,9 +62,13 @@ class Environments:
                 environment = idle.pop()
                 if environment.alive() and environment.state == "Idle":
                     environment.state = "Busy"
-                    return environment, False
-        environment = self._start(spec, kind, config)
-        return environment, True
+                    return environment
+        return None
+
+    def start(self, spec: FunctionSpec, kind: str, config=None) -> Environment:
+        """A new environment for one invocation, Busy once initialised (wait on its
+        ``ready``). It blocks for the spawn (tens of ms): call it off the event loop."""
+        return self._start(spec, kind, config)
 
     def release(self, environment: Environment) -> None:
         """The invocation is over: the environment waits for the next, or goes."""

@@ -160,13 +160,18 @@ class Environment:
             "AWS_LAMBDA_INITIALIZATION_TYPE": self.kind,
         }
         self._spawned_at = time.monotonic()
-        self.child = self.owner.supervisor.spawn(
-            f"lambda-{self.spec.name}-{self.id[:8]}",
-            [sys.executable, "-m", "awslambdaric", self.spec.handler],
-            cwd=task_root,
-            env=env,
-            sink=self._line,
-        )
+        try:
+            self.child = self.owner.supervisor.spawn(
+                f"lambda-{self.spec.name}-{self.id[:8]}",
+                [sys.executable, "-m", "awslambdaric", self.spec.handler],
+                cwd=task_root,
+                env=env,
+                sink=self._line,
+            )
+        except Exception:
+            self.api.close()
+            self._writer.close()
+            raise
         threading.Thread(target=self._watch, daemon=True, name=f"env-{self.id[:8]}").start()
 
     def init_limit(self) -> float:

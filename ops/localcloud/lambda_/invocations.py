@@ -69,8 +69,13 @@ class Invoker:
             raise
         try:
             self._count_start(spec, lease, sets)
-            environment, cold = self.environments.acquire(spec, lease.kind, lease.config)
+            environment = self.environments.take_idle(spec, lease.kind, lease.config)
+            cold = environment is None
             if cold:
+                # The spawn (and the first unpacking of the zip) off the event loop.
+                environment = await asyncio.to_thread(
+                    self.environments.start, spec, lease.kind, lease.config
+                )
                 # Init runs outside the function's timeout (up to its own limit).
                 await environment.ready.wait_async(environment.init_limit())
                 if not environment.ready.value:
