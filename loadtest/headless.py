@@ -70,6 +70,15 @@ def phases_for(duration: float, given: dict[str, float | None]) -> dict[str, flo
     return {phase: round(value * duration / total, 1) for phase, value in chosen.items()}
 
 
+def running_time_scale() -> float:
+    """The time scale of the running local cloud (1 when none runs: the locustfile then says
+    what is missing)."""
+    from ops.localcloud import control
+
+    state = control.running()
+    return control.time_scale(state) if state is not None else 1.0
+
+
 def default_prefix(root: Path = REPO / "runs" / "loadtest") -> Path:
     return root / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") / "lambda"
 

@@ -37,6 +37,9 @@ from loadtest.watch import Recorder, ScalingWatch, Watched
 from ops.errors import OpsError
 
 log = logging.getLogger("loadtest")
+# Locust logs at INFO; botocore would add a line per client ("Found endpoint for lambda via
+# environment_global") and bury the progress lines.
+logging.getLogger("botocore").setLevel(logging.WARNING)
 
 
 def install(events) -> None:

@@ -49,8 +49,11 @@ def loadtest(
         float | None, typer.Option(help="Requests per policy second per user; 0: back to back.")
     ] = None,
     time_scale: Annotated[
-        float, typer.Option(help="The local cloud's --time-scale (1 on AWS).")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="The local cloud's --time-scale (default: the running local cloud's; 1 on AWS)."
+        ),
+    ] = None,
     target: Annotated[Target, typer.Option(help="Where the function runs.")] = Target.local,
     payload: Annotated[Payload | None, typer.Option(help="Image body or {'url'}.")] = None,
     image_file: Annotated[
@@ -76,6 +79,8 @@ def loadtest(
 
     Exit code 0: the verdict passed; 1: it failed; 2: the options were refused.
     """
+    if time_scale is None:
+        time_scale = headless.running_time_scale() if target is Target.local else 1.0
     phases = {"warmup": warmup, "hold": hold, "tail": tail}
     if duration is not None:
         phases = headless.phases_for(duration, phases)
