@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 import threading
+import uuid
 
 import boto3
-from moto import mock_aws
 
 from ops.localcloud.cwlogs import MAX_BATCH, LogStreamWriter, ensure_group
 
@@ -45,19 +45,23 @@ def test_lines_are_batched_and_close_sends_the_rest():
     assert len(logs.batches[0]) == MAX_BATCH
 
 
-@mock_aws
-def test_threads_sharing_a_new_client_ensure_an_existing_group():
+def test_threads_sharing_a_new_client_ensure_an_existing_group(cloud):
     """Training jobs started together ensure their log group on one shared client, whose
     exception classes botocore builds on first use without a lock: no thread may see the
-    group's ResourceAlreadyExistsException escape."""
-    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    group's ResourceAlreadyExistsException escape. (Against the session's local cloud: moto's
+    mock_aws would reset the backends it serves from.)"""
+    keys = {
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "endpoint_url": cloud.url,
+    }
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # threads switch as often as they can: first uses overlap
     try:
         for round in range(3):
-            group = f"/aws/sagemaker/TrainingJobs-{round}"
+            group = f"/test/cwlogs/shared-client-{uuid.uuid4().hex[:8]}-{round}"
             boto3.client("logs", "us-east-1", **keys).create_log_group(logGroupName=group)
-            logs = boto3.Session(**keys).client("logs", "us-east-1")  # exceptions not built
+            logs = boto3.Session().client("logs", "us-east-1", **keys)  # exceptions not built
             together = threading.Barrier(8)
             escaped: list[Exception] = []
 
