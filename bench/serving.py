@@ -7,7 +7,6 @@ design's handler, both served by ops.model_server on 127.0.0.1 with the same wei
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import statistics
@@ -22,19 +21,9 @@ import torch
 
 from ml.model import ModelConfig, build_model
 from ml.train import export_artifact
-from ops.synth import render
+from ops.synth import sample_jpeg
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def sample_jpeg() -> bytes:
-    """The request the serving benchmarks send: a 500x375 synthetic dog photo, JPEG at 90."""
-    import numpy as np
-
-    image = render(0, 5, np.random.default_rng(0), 400).resize((500, 375))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def latencies(model_dir: Path, jpeg: bytes, requests: int) -> list[float]:

@@ -69,7 +69,7 @@ def add_arguments(parser) -> None:
     )
     add("--payload", choices=PAYLOADS, default="image", help="Image body or {'url'} request.")
     add("--image-url", default="", help="Image URL for --payload url [default: a loopback one].")
-    add("--image-file", default="", help="JPEG to send [default: bench.serving's sample].")
+    add("--image-file", default="", help="JPEG to send [default: ops.synth's sample].")
     add("--watch-interval", type=float, default=0.0, help="Row seconds [default: a policy min].")
     add("--metrics-wait", type=float, default=-1.0, help="Seconds before reading CloudWatch.")
     add("--report-prefix", default="", help="Report files' prefix [default: the --csv prefix].")

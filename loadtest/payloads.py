@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,16 +36,13 @@ def image_event(jpeg: bytes) -> bytes:
 
 
 def sample_jpeg(path: str | Path | None = None) -> bytes:
-    """The JPEG at `path`, else the one the serving benchmarks send (bench.serving's 500x375
-    synthetic dog). bench/ is not an installed package: it is imported from the checkout this
-    package lives in. It imports torch, which takes seconds: pass a file to start faster."""
+    """The JPEG at `path`, else the one the serving benchmarks send (`ops.synth.sample_jpeg`:
+    a 500x375 synthetic dog)."""
     if path:
         return Path(path).read_bytes()
-    if str(REPO) not in sys.path:
-        sys.path.append(str(REPO))
-    from bench.serving import sample_jpeg as bench_sample
+    from ops.synth import sample_jpeg as synthetic
 
-    return bench_sample()
+    return synthetic()
 
 
 class ImageServer:

@@ -113,3 +113,14 @@ def synthesize(
                 image = render(label, classes, _rng(seed, split, label, index), size)
                 image.save(target / f"{breed}_{index + 1:05d}.jpg", quality=90)
     return validate_layout(out)
+
+
+def sample_jpeg() -> bytes:
+    """One request's image, the same everywhere it is sent (the serving benchmarks, the load
+    test): a 500x375 synthetic dog photo, JPEG at quality 90."""
+    import io
+
+    image = render(0, 5, np.random.default_rng(0), 400).resize((500, 375))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
