@@ -9,7 +9,7 @@ import threading
 import boto3
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from ops.localcloud import loopback
+from ops.localcloud import cloudwatch, loopback
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
 
@@ -25,6 +25,7 @@ class Moto:
         self.url = ""
 
     def start(self) -> Moto:
+        cloudwatch.exact_dimensions()
         self._server.start()
         self.url = loopback.url(*self._server.get_host_and_port())
         return self

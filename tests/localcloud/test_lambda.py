@@ -446,6 +446,19 @@ def test_beyond_provisioned_concurrency_invocations_spill_over_on_demand(cloud):
     assert metric(cloud, name, "live", "ProvisionedConcurrentExecutions", "Maximum") == 1
     assert metric(cloud, name, "live", "ProvisionedConcurrencyUtilization", "Maximum") == 1.0
     wait_for(lambda: metric(cloud, name, "live", "Invocations", "Sum"), lambda n: n == 2, 15, 0.5)
+    # The function's own series counts them once (the alias's datapoints carry one more
+    # dimension: a metric of their own, as on AWS).
+    cw = client(cloud, "cloudwatch", None)
+    points = cw.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Invocations",
+        Dimensions=[{"Name": "FunctionName", "Value": name}],
+        StartTime=datetime.now(UTC) - timedelta(minutes=10),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=3600,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    assert sum(p["Sum"] for p in points) == 2
 
 
 def test_idle_on_demand_environments_are_reaped(cloud):
