@@ -475,28 +475,24 @@ class Bootstrap:
     def alias(self, settings: config.LambdaSettings, version: str) -> None:
         lam = self.client("lambda")
         name, alias = settings.function_name, settings.alias_name
+        wanted = {
+            "FunctionName": name,
+            "Name": alias,
+            "FunctionVersion": version,
+            "Description": settings.alias_description,
+        }
         with self.step(f"alias {name}:{alias}") as done:
             try:
                 current = lam.get_alias(FunctionName=name, Name=alias)
             except lam.exceptions.ResourceNotFoundException:
-                current = lam.create_alias(
-                    FunctionName=name,
-                    Name=alias,
-                    FunctionVersion=version,
-                    Description=settings.alias_description,
-                )
+                current = lam.create_alias(**wanted)
                 done.append(f"created on version {version}")
             else:
                 if (
                     current["FunctionVersion"] != version
                     or current.get("Description", "") != settings.alias_description
                 ):
-                    current = lam.update_alias(
-                        FunctionName=name,
-                        Name=alias,
-                        FunctionVersion=version,
-                        Description=settings.alias_description,
-                    )
+                    current = lam.update_alias(**wanted)
                     done.append(f"moved to version {version}")
             self.facts["aws_lambda_alias.this.arn"] = current["AliasArn"]
             self.facts["aws_lambda_alias.this.name"] = alias

@@ -203,26 +203,12 @@ def test_reserved_concurrency_throttles_the_excess_and_loses_nothing(cloud):
         assert error.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
 
     # CloudWatch counts both sides the way the load test reads them.
-    cw = client(cloud, "cloudwatch", None)
-
     def sums() -> dict:
-        found = {}
-        for metric, stat in (
-            ("Invocations", "Sum"),
-            ("Throttles", "Sum"),
-            ("ConcurrentExecutions", "Maximum"),
-        ):
-            points = cw.get_metric_statistics(
-                Namespace="AWS/Lambda",
-                MetricName=metric,
-                Dimensions=[{"Name": "FunctionName", "Value": name}],
-                StartTime=datetime.now(UTC) - timedelta(minutes=10),
-                EndTime=datetime.now(UTC) + timedelta(minutes=1),
-                Period=3600,
-                Statistics=[stat],
-            )["Datapoints"]
-            found[metric] = sum(p[stat] for p in points)
-        return found
+        return {
+            "Invocations": metric(cloud, name, None, "Invocations", "Sum"),
+            "Throttles": metric(cloud, name, None, "Throttles", "Sum"),
+            "ConcurrentExecutions": metric(cloud, name, None, "ConcurrentExecutions", "Maximum"),
+        }
 
     counted = wait_for(sums, lambda s: s["Invocations"] == 5 and s["Throttles"] == 5, 15, 0.5)
     assert counted["ConcurrentExecutions"] == 5
@@ -401,23 +387,24 @@ def test_a_new_accounts_low_limit_refuses_reserved_100(tmp_path):
         process.wait(timeout=60)
 
 
-def metric(cloud, name: str, resource: str, metric_name: str, stat: str) -> float:
+def metric(cloud, name: str, resource: str | None, metric_name: str, stat: str) -> float:
+    """The function's ``metric_name`` over the last ten minutes (``Sum``: added up;
+    ``Maximum``: the largest), for the function alone or (``resource``) one qualifier."""
+    dimensions = [{"Name": "FunctionName", "Value": name}]
+    if resource is not None:
+        dimensions.append({"Name": "Resource", "Value": f"{name}:{resource}"})
     cw = client(cloud, "cloudwatch", None)
     points = cw.get_metric_statistics(
         Namespace="AWS/Lambda",
         MetricName=metric_name,
-        Dimensions=[
-            {"Name": "FunctionName", "Value": name},
-            {"Name": "Resource", "Value": f"{name}:{resource}"},
-        ],
+        Dimensions=dimensions,
         StartTime=datetime.now(UTC) - timedelta(minutes=10),
         EndTime=datetime.now(UTC) + timedelta(minutes=1),
         Period=3600,
         Statistics=[stat],
     )["Datapoints"]
-    return (
-        sum(p[stat] for p in points) if stat == "Sum" else max((p[stat] for p in points), default=0)
-    )
+    values = [p[stat] for p in points]
+    return sum(values) if stat == "Sum" else max(values, default=0)
 
 
 def test_beyond_provisioned_concurrency_invocations_spill_over_on_demand(cloud):
@@ -448,17 +435,7 @@ def test_beyond_provisioned_concurrency_invocations_spill_over_on_demand(cloud):
     wait_for(lambda: metric(cloud, name, "live", "Invocations", "Sum"), lambda n: n == 2, 15, 0.5)
     # The function's own series counts them once (the alias's datapoints carry one more
     # dimension: a metric of their own, as on AWS).
-    cw = client(cloud, "cloudwatch", None)
-    points = cw.get_metric_statistics(
-        Namespace="AWS/Lambda",
-        MetricName="Invocations",
-        Dimensions=[{"Name": "FunctionName", "Value": name}],
-        StartTime=datetime.now(UTC) - timedelta(minutes=10),
-        EndTime=datetime.now(UTC) + timedelta(minutes=1),
-        Period=3600,
-        Statistics=["Sum"],
-    )["Datapoints"]
-    assert sum(p["Sum"] for p in points) == 2
+    assert metric(cloud, name, None, "Invocations", "Sum") == 2
 
 
 def test_idle_on_demand_environments_are_reaped(cloud):
