@@ -12,7 +12,9 @@ overrides on top. The rules follow AWS's target tracking as ops/scaling/policy.p
 - scale-out: once the endpoint's load per instance has stayed above the target for the three
   one-minute periods AlarmHigh needs, the desired count reaches ``ceil(load / target)`` (at
   least N, within [min, max]) within T policy seconds of that load starting (default 300 s:
-  the three periods, one more for CloudWatch to evaluate, one for slack);
+  the three periods, one more for CloudWatch to evaluate, one for slack), rising above the
+  instances that served the load when it crossed (a count already that high before does not
+  count: only rows from the crossing on are searched);
 - never above MaxCapacity, in the desired or the current count or any activity;
 - during the scale-out cooldown (from a scale-out's completion) a further scale-out must add
   more instances than the one that started the cooldown; a scale-in waits for the scale-in
@@ -187,9 +189,9 @@ def _serving(rows: list[Row], index: int) -> int:
     return 1
 
 
-def _sustained_crossing(timeline: Timeline, target: float) -> tuple[float, float] | None:
-    """(wall start, lowest load per policy minute) of the first stretch in which the load per
-    instance stayed above the target for AlarmHigh's three periods, or None."""
+def _sustained_crossing(timeline: Timeline, target: float) -> tuple[int, float] | None:
+    """(index of the first row, lowest load per policy minute) of the first stretch in which
+    the load per instance stayed above the target for AlarmHigh's three periods, or None."""
     rows = timeline.rows
     window = HIGH_DATAPOINTS * timeline.period
     slack = 0.1 * timeline.period  # rows end a few milliseconds after the period boundaries
@@ -207,7 +209,7 @@ def _sustained_crossing(timeline: Timeline, target: float) -> tuple[float, float
                 break
             rates.append(rate)
         else:
-            return start, min(rates)
+            return i, min(rates)
     return None
 
 
@@ -227,28 +229,42 @@ def _scale_out(timeline: Timeline, expect: Expectations) -> Check:
         )
         status = Status.FAILED if expect.scale_out_to else Status.NOT_APPLICABLE
         return Check(name, status, expected, observed)
-    start, rate = crossing
+    first, rate = crossing
+    rows = timeline.rows
+    start = rows[first].t - rows[first].interval
+    # A scale-out is a rise above the instances that served the load when it crossed; a count
+    # already that high before it (an earlier scale-out not yet undone) is not one.
+    before = _serving(rows, first)
     wanted = expect.scale_out_to or min(
         max(math.ceil(rate / expect.target_per_instance - 1e-9), expect.min_capacity),
         expect.max_capacity,
     )
     expected = (
-        f">= {wanted} desired instances within {expect.scale_out_within:g} s of the load "
-        f"exceeding the target (from t={start:.0f} s, {rate:.0f} invocations/min)"
+        f">= {wanted} desired instances, more than the {before} serving, within "
+        f"{expect.scale_out_within:g} s of the load exceeding the target (from t={start:.0f} s, "
+        f"{rate:.0f} invocations/min)"
     )
     # The watch sees a change at its next row, up to one interval late.
     deadline = start + within_wall
+    since = rows[first:]
     reached = next(
-        (r for r in timeline.rows if r.desired is not None and r.desired >= wanted), None
+        (r for r in since if r.desired is not None and r.desired >= wanted and r.desired > before),
+        None,
     )
     if reached is None:
-        most = max((r.desired for r in timeline.rows if r.desired is not None), default=None)
-        return Check(name, Status.FAILED, expected, f"never reached; at most {most} desired")
+        most = max((r.desired for r in since if r.desired is not None), default=None)
+        return Check(
+            name,
+            Status.FAILED,
+            expected,
+            f"never reached; at most {most} desired from t={start:.0f} s",
+        )
     late = reached.t - reached.interval > deadline
     observed = f"{reached.desired} desired at t={reached.t:.0f} s"
     if reached.current is not None:
         serving = next(
-            (r for r in timeline.rows if r.current is not None and r.current >= wanted), None
+            (r for r in since if r.current is not None and r.current >= max(wanted, before + 1)),
+            None,
         )
         if serving is not None:
             observed += f", {serving.current} in service at t={serving.t:.0f} s"

@@ -242,6 +242,30 @@ def test_scaling_out_short_of_what_the_load_asked_fails():
     assert "at most 2 desired" in _observed(verdict, "scaled out")
 
 
+def test_a_count_already_reached_before_the_load_is_not_a_scale_out():
+    timeline = recorded(SPIKE)  # the load crosses the target in the row ending at t=11
+    # Desired already 4 before the load (current lagging at 1), then back to 1 and never up.
+    timeline.rows = [dataclasses.replace(r, desired=4 if r.t <= 10 else 1, current=1)
+                     for r in timeline.rows]  # fmt: skip
+    timeline.activities = []
+    verdict = judge(timeline, EXPECT)
+    assert status(verdict, "scaled out") is Status.FAILED, _observed(verdict, "scaled out")
+    assert "at most 1 desired from t=10 s" in _observed(verdict, "scaled out")
+
+
+def test_a_desired_count_that_never_rises_above_the_serving_one_is_not_a_scale_out():
+    timeline = recorded(SPIKE)
+    timeline.rows = [dataclasses.replace(r, desired=1, current=1) for r in timeline.rows]
+    timeline.activities = []
+    # Asked for at least 1 instance: the count is "reached", but nothing scaled out.
+    asked = dataclasses.replace(EXPECT, scale_out_to=1)
+    verdict = judge(timeline, asked)
+    assert status(verdict, "scaled out") is Status.FAILED
+    assert "more than the 1 serving" in next(
+        c.expected for c in verdict.checks if c.name == "scaled out"
+    )
+
+
 def test_no_scale_out_is_expected_under_the_target_unless_asked_for():
     quiet = recorded([35.0] * 20)
     assert status(judge(quiet, EXPECT), "scaled out") is Status.NOT_APPLICABLE
