@@ -118,22 +118,24 @@ def test_leases_from_many_threads_never_exceed_reserved():
 
 def test_reserving_keeps_the_minimum_unreserved_with_aws_messages():
     concurrency, table = account(limit=1000, other=300)
-    concurrency.check_reserved("f", 600)
+    concurrency.reserve("f", 600, lambda value: table.__setitem__("f", value))
+    assert table["f"] == 600
     with pytest.raises(Refused) as refused:
-        concurrency.check_reserved("f", 601)
+        concurrency.reserve("f", 601, lambda value: table.__setitem__("f", value))
+    assert table["f"] == 600  # refused: nothing stored
     assert str(refused.value) == (
         "Specified ReservedConcurrentExecutions for function decreases account's "
         "UnreservedConcurrentExecution below its minimum value of [100]."
     )
     small, _ = account(limit=50)
     with pytest.raises(Refused) as refused:
-        small.check_reserved("f", 1)
+        small.reserve("f", 1, lambda value: None)
     assert str(refused.value).endswith("below its minimum value of [50].")
 
     table["f"] = 5
     ready(concurrency, "f", "live", "1", 4)
     with pytest.raises(Refused) as refused:
-        concurrency.check_reserved("f", 3)
+        concurrency.reserve("f", 3, lambda value: None)
     assert str(refused.value) == (
         " ReservedConcurrentExecutions  3 should not be lower than function's total "
         "provisioned concurrency [4]."
@@ -154,3 +156,16 @@ def test_provisioned_configs_are_refused_as_aws_refuses_them():
     with pytest.raises(Refused) as refused:
         concurrency.put_config("g", "2", "2", 901)
     assert "below its minimum value of [100]" in str(refused.value)
+
+
+def test_the_idle_time_of_environments_must_be_positive(monkeypatch):
+    from ops.localcloud.lambda_.assignment import DEFAULT_IDLE_S, IDLE_VARIABLE, idle_seconds
+
+    monkeypatch.delenv(IDLE_VARIABLE, raising=False)
+    assert idle_seconds() == DEFAULT_IDLE_S
+    monkeypatch.setenv(IDLE_VARIABLE, "2.5")
+    assert idle_seconds() == 2.5
+    for bad in ("0", "-1", "soon"):
+        monkeypatch.setenv(IDLE_VARIABLE, bad)
+        with pytest.raises(ValueError, match=IDLE_VARIABLE):
+            idle_seconds()

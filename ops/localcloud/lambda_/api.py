@@ -25,7 +25,12 @@ from ops.localcloud.lambda_ import functions
 from ops.localcloud.lambda_.assignment import Environments
 from ops.localcloud.lambda_.concurrency import Concurrency, Refused, Throttled
 from ops.localcloud.lambda_.environments import TAIL_BYTES
-from ops.localcloud.lambda_.functions import FunctionNotFound, NotRunnable
+from ops.localcloud.lambda_.functions import (
+    FunctionNotFound,
+    MalformedName,
+    NotRunnable,
+    QualifierMismatch,
+)
 from ops.localcloud.lambda_.invocations import Invoker
 from ops.localcloud.supervisor import SupervisorClosed
 from ops.localcloud.wire import AwsError, Call, arn
@@ -41,6 +46,10 @@ CODE_LIMITS = {
 
 
 def _error(exc: Exception) -> AwsError | None:
+    if isinstance(exc, MalformedName):
+        return AwsError("ValidationException", str(exc))
+    if isinstance(exc, QualifierMismatch):
+        return AwsError("InvalidParameterValueException", str(exc), 400, {"Type": "User"})
     if isinstance(exc, FunctionNotFound):
         return AwsError("ResourceNotFoundException", str(exc), 404, {"Type": "User"})
     if isinstance(exc, Refused):
@@ -183,8 +192,9 @@ class LambdaApi:
     def put_function_concurrency(self, region: str, params: dict) -> dict:
         name = self._function(region, params["FunctionName"])
         value = int(params["ReservedConcurrentExecutions"])
-        self._concurrency_for(region).check_reserved(name, value)
-        functions.set_reserved(region, name, value)
+        self._concurrency_for(region).reserve(
+            name, value, lambda v: functions.set_reserved(region, name, v)
+        )
         return {"ReservedConcurrentExecutions": value}
 
     def get_function_concurrency(self, region: str, params: dict) -> dict:
@@ -194,7 +204,9 @@ class LambdaApi:
 
     def delete_function_concurrency(self, region: str, params: dict) -> None:
         name = self._function(region, params["FunctionName"])
-        functions.set_reserved(region, name, None)
+        self._concurrency_for(region).reserve(
+            name, None, lambda v: functions.set_reserved(region, name, v)
+        )
 
     # -- provisioned concurrency ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 from ops.localcloud.identity import aws_environment
 from ops.localcloud.lambda_.concurrency import ON_DEMAND, PROVISIONED, Concurrency
@@ -39,7 +40,7 @@ class Environments:
         self.supervisor = context.supervisor
         self.roots = roots
         self.concurrency = concurrency  # by region
-        self.idle_s = float(os.environ.get(IDLE_VARIABLE) or DEFAULT_IDLE_S)
+        self.idle_s = idle_seconds()
         self._lock = threading.Lock()
         self._idle: dict[tuple, list[Environment]] = {}
         self._all: set[Environment] = set()
@@ -60,8 +61,7 @@ class Environments:
             idle = self._idle.get(pool, [])
             while idle:
                 environment = idle.pop()
-                if environment.alive() and environment.state == "Idle":
-                    environment.state = "Busy"
+                if environment.claim():
                     return environment
         return None
 
@@ -73,15 +73,11 @@ class Environments:
     def release(self, environment: Environment) -> None:
         """The invocation is over: the environment waits for the next, or goes."""
         with self._lock:
-            if not environment.alive() or environment.retire or self._closed.is_set():
-                stop = True
-            else:
-                stop = False
-                environment.state = "Idle"
-                environment.last_used = time.monotonic()
+            keep = not environment.retire and not self._closed.is_set() and environment.set_idle()
+            if keep:
                 pool = _pool(environment.spec, environment.kind, environment.config)
                 self._idle.setdefault(pool, []).append(environment)
-        if stop:
+        if not keep:
             environment.stop()
 
     def discard(self, environment: Environment) -> None:
@@ -99,18 +95,18 @@ class Environments:
                 raise SupervisorClosed("the local cloud is stopping")
             self._all.add(environment)
         try:
-            environment.start(self.roots.unpack(spec), self._variables(spec))
+            task_root = self.roots.unpack(spec)
+            environment.start(task_root, self._variables(spec, task_root))
         except Exception:
             with self._lock:
                 self._all.discard(environment)
             raise
         return environment
 
-    def _variables(self, spec: FunctionSpec) -> dict[str, str]:
+    def _variables(self, spec: FunctionSpec, task_root: Path) -> dict[str, str]:
         """The environment's variables (LAM:configuration-envvars): the function's own, then
         the reserved ones Lambda sets, then the local cloud's endpoint, so that the
         handler's boto3 calls reach the local cloud."""
-        task_root = str(self.roots.unpack(spec))
         # Credentials standing for the function's execution role, as Lambda gives them.
         credentials = self.context.moto.client("sts", spec.region).assume_role(
             RoleArn=spec.role, RoleSessionName=spec.name[:64].ljust(2, "-")
@@ -121,9 +117,9 @@ class Environments:
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": task_root,
-            "LAMBDA_TASK_ROOT": task_root,
-            "LAMBDA_RUNTIME_DIR": task_root,
+            "PYTHONPATH": str(task_root),
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "LAMBDA_RUNTIME_DIR": str(task_root),
             "_HANDLER": spec.handler,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
@@ -154,22 +150,26 @@ class Environments:
             if environment is None:
                 break
             ready.append(environment)
-            if not config.current:
-                break
-        if not config.current:
-            for environment in ready:
-                environment.stop()
-            return
         if failure is not None:
             for environment in ready:
                 environment.stop()
             concurrency.set_allocated(config, 0, "FAILED", failure)
-        else:
-            with self._lock:
+            if replaced is not None:
+                self.retire(replaced)
+            return
+        with self._lock:
+            # Decided under the lock `retire` takes: a config deleted or replaced meanwhile,
+            # or a local cloud stopping, gets no pool (its environments would serve nobody).
+            wanted = config.current and not self._closed.is_set() and len(ready) == config.requested
+            if wanted:
+                for environment in ready:
+                    environment.set_idle()
                 self._idle.setdefault(_pool(spec, PROVISIONED, config), []).extend(ready)
+        if not wanted:
             for environment in ready:
-                environment.state = "Idle"
-            concurrency.set_allocated(config, len(ready), "READY")
+                environment.stop()
+            return
+        concurrency.set_allocated(config, len(ready), "READY")
         if replaced is not None:
             self.retire(replaced)
 
@@ -182,8 +182,7 @@ class Environments:
             except SupervisorClosed:
                 return None, None
             if environment.ready.wait(environment.init_limit()) and environment.ready.value:
-                environment.state = "Busy"  # not in a pool until the whole set is ready
-                return environment, None
+                return environment, None  # Busy: in no pool until the whole set is up
             environment.stop()
             log.info(
                 "%s: provisioned environment failed to initialise (attempt %d of %d)",
@@ -241,6 +240,17 @@ class Environments:
             everything = list(self._all)
         for environment in everything:
             environment.stop()
+
+
+def idle_seconds() -> float:
+    raw = os.environ.get(IDLE_VARIABLE, "")
+    try:
+        value = float(raw) if raw else DEFAULT_IDLE_S
+    except ValueError:
+        raise ValueError(f"{IDLE_VARIABLE} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"{IDLE_VARIABLE} must be more than 0 seconds, not {raw!r}")
+    return value
 
 
 def _pool(spec: FunctionSpec, kind: str, config) -> tuple:

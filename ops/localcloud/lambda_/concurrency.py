@@ -229,11 +229,19 @@ class Concurrency:
 
     # -- configuration -------------------------------------------------------------------------
 
-    def check_reserved(self, name: str, value: int) -> None:
-        """Refused unless ``name`` may reserve ``value`` (PutFunctionConcurrency)."""
+    def reserve(self, name: str, value: int | None, store) -> None:
+        """Set ``name``'s reserved concurrency to ``value`` (None: no reservation) through
+        ``store``, or `Refused` with AWS's message. Checked and stored under the function's
+        lock and the account's, so two reservations at once cannot both pass the check, and
+        no lease or provisioned config sees half of it."""
         function = self._function(name)
-        with function.lock:
-            provisioned = function.provisioned_total()
+        with function.lock, self._account_lock:
+            if value is not None:
+                self._check_reserved(name, value, function)
+            store(value)
+
+    def _check_reserved(self, name: str, value: int, function: _Function) -> None:
+        provisioned = function.provisioned_total()
         if value < provisioned:
             # Leading and doubled spaces as AWS writes them (AWS-SEMANTICS.md C1).
             raise Refused(

@@ -19,9 +19,11 @@ what was printed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import queue
+import signal
 import sys
 import threading
 import time
@@ -118,6 +120,8 @@ class Environment:
         self.kind = kind  # concurrency.PROVISIONED or ON_DEMAND
         self.config = config  # the ProvisionedConfig it serves, if provisioned
         self.id = uuid.uuid4().hex
+        # Starting -> Busy (made for an invocation, or one of a provisioned set until the whole
+        # set is up) <-> Idle -> Stopped; changed only through the methods below.
         self.state = "Starting"
         self.ready = Signal()  # True: waiting for work; False: init failed (see init_error)
         self.init_error: bytes | None = None
@@ -191,6 +195,24 @@ class Environment:
     def alive(self) -> bool:
         return self.state in ("Idle", "Busy", "Starting") and not self._stopping.is_set()
 
+    def claim(self) -> bool:
+        """Idle -> Busy, for one invocation; False if it is not idle (or going away)."""
+        with self._lock:
+            if self.state != "Idle" or self._stopping.is_set():
+                return False
+            self.state = "Busy"
+            return True
+
+    def set_idle(self) -> bool:
+        """Busy -> Idle once its invocation is over (or its provisioned set is up); False if
+        it is going away."""
+        with self._lock:
+            if self.state != "Busy" or self._stopping.is_set():
+                return False
+            self.state = "Idle"
+            self.last_used = time.monotonic()
+            return True
+
     def _watch(self) -> None:
         """Enforce MemorySize while busy; on exit, end what was running and say why."""
         limit_kb = self.spec.memory_mb * 1024
@@ -212,6 +234,15 @@ class Environment:
         if current is not None:  # also when stopped meanwhile: the caller gets an answer
             message = f"RequestId: {current.request_id} Error: Runtime exited with error: {reason}"
             self._finish(current.request_id, _error_document(error_type, message), "Unhandled")
+        while True:  # handed over but never taken: the process ended first
+            try:
+                waiting = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            message = f"RequestId: {waiting.request_id} Error: Runtime exited with error: {reason}"
+            waiting.done.set(
+                Outcome(_error_document("Runtime.ExitError", message), "Unhandled", 0.0, "", None)
+            )
         if not self.ready.is_set() and self.init_error is None:
             self.init_error = _error_document(
                 "Runtime.ExitError",
@@ -236,24 +267,25 @@ class Environment:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         self._line(f"{stamp} {invocation.request_id} Task timed out after {seconds} seconds")
         self._exit_reason = "timeout"
-        self._finish(
-            invocation.request_id,
-            _error_document(
-                "Sandbox.Timedout",
-                f"RequestId: {invocation.request_id} Error: Task timed out after {seconds} seconds",
-            ),
-            "Unhandled",
-            sync=False,
+        payload = _error_document(
+            "Sandbox.Timedout",
+            f"RequestId: {invocation.request_id} Error: Task timed out after {seconds} seconds",
         )
+        if not self._finish(invocation.request_id, payload, "Unhandled", sync=False):
+            # The runtime never took it (slow to ask for work, or gone): it timed out all
+            # the same, from the caller's side.
+            invocation.done.set(
+                Outcome(payload, "Unhandled", invocation.timeout_s * 1000.0, "", None)
+            )
         self.stop()
 
     # -- the runtime's side (RuntimeHost) ---------------------------------------------------------
 
     def next_invocation(self) -> Invocation | None:
         with self._lock:
-            if self.state == "Starting":
+            if self.state == "Starting":  # init is over; it was made for work: Busy
                 self.init_ms = (time.monotonic() - self._spawned_at) * 1000
-                self.state = "Idle"
+                self.state = "Busy"
                 first = True
             else:
                 first = False
@@ -333,8 +365,6 @@ class Environment:
 
 
 def _error_document(error_type: str, message: str) -> bytes:
-    import json
-
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
 
@@ -361,8 +391,6 @@ def _peak_mb(pid: int) -> int:
 
 
 def _signal_name(number: int) -> str:
-    import signal
-
     try:
         return signal.Signals(number).name.removeprefix("SIG").lower().replace("kill", "killed")
     except ValueError:

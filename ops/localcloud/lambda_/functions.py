@@ -21,7 +21,7 @@ from pathlib import Path
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import lambda_backends
 
-from ops.localcloud.wire import ACCOUNT_ID, AwsError, arn
+from ops.localcloud.wire import ACCOUNT_ID, arn
 
 LATEST = "$LATEST"
 # AWS's function name, optionally a partial or full ARN, optionally ":qualifier" (the
@@ -39,6 +39,14 @@ class FunctionNotFound(Exception):
     def __init__(self, region: str, name: str, qualifier: str | None = None):
         resource = f"function:{name}" + (f":{qualifier}" if qualifier else "")
         super().__init__(f"Function not found: {arn('lambda', region, resource)}")
+
+
+class MalformedName(Exception):
+    """Not a function name or ARN (AWS: ValidationException)."""
+
+
+class QualifierMismatch(Exception):
+    """The ARN's qualifier and Qualifier differ (AWS: InvalidParameterValueException)."""
 
 
 class NotRunnable(Exception):
@@ -83,19 +91,17 @@ def parse_name(region: str, function_name: str, qualifier: str | None) -> tuple[
     """(name, qualifier) from FunctionName and Qualifier as AWS accepts them."""
     match = _NAME.match(function_name or "")
     if not match:
-        raise AwsError(
-            "ValidationException",
+        raise MalformedName(
             "1 validation error detected: Value '"
             f"{function_name}' at 'functionName' failed to satisfy constraint: Member must "
             "satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?"
             "([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)"
-            "(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
+            "(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
         )
     in_name = match.group("qualifier")
     if in_name and qualifier and in_name != qualifier:
-        raise AwsError(
-            "InvalidParameterValueException",
-            "The derived qualifier from the function name does not match the specified qualifier.",
+        raise QualifierMismatch(
+            "The derived qualifier from the function name does not match the specified qualifier."
         )
     return match.group("name"), in_name or qualifier
 
@@ -119,16 +125,6 @@ def version_of(region: str, name: str, qualifier: str | None) -> str:
     except LambdaClientError:
         raise FunctionNotFound(region, name, qualifier) from None
     return str(function.version)
-
-
-def is_alias(region: str, name: str, qualifier: str | None) -> bool:
-    if not qualifier or qualifier == LATEST or qualifier.isdigit():
-        return False
-    try:
-        backend(region).get_alias(qualifier, name)
-    except LambdaClientError:
-        return False
-    return True
 
 
 def resolve(region: str, name: str, qualifier: str | None) -> FunctionSpec:

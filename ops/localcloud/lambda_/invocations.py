@@ -12,14 +12,16 @@ retried until it runs, and one that fails is retried twice, one and two minutes 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
 from ops.localcloud.lambda_ import functions
 from ops.localcloud.lambda_.assignment import Environments
 from ops.localcloud.lambda_.concurrency import PROVISIONED, Concurrency, Throttled
-from ops.localcloud.lambda_.environments import Invocation, Outcome
+from ops.localcloud.lambda_.environments import Environment, Invocation, Outcome
 from ops.localcloud.lambda_.functions import FunctionSpec
 from ops.localcloud.lambda_.metrics import LambdaMetrics, dimension_sets
 
@@ -58,30 +60,32 @@ class Invoker:
             found.append(spec.version)
         return found
 
-    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None):
-        """Run one invocation and return its `Result`, or raise `Throttled`."""
+    async def invoke(
+        self, spec: FunctionSpec, payload: bytes, client_context: str | None
+    ) -> Result:
+        """Run one invocation and return its `Result`, or raise `Throttled`. Cancelled (an
+        Event invocation when the local cloud stops), the environment it held is stopped."""
         region, sets = spec.region, dimension_sets(spec.name, spec.qualifier)
         concurrency = self.concurrency[region]
+        started = time.time()  # its metrics carry the invocation's time (LAM:monitoring-metrics)
         try:
             lease = concurrency.lease(spec.name, self.qualifiers(spec), spec.version)
         except Throttled:
-            self.metrics.add(region, sets, "Throttles", 1)
+            self.metrics.add(region, sets, "Throttles", 1, started)
             raise
+        environment: Environment | None = None
         try:
-            self._count_start(spec, lease, sets)
+            self._count_start(spec, lease, sets, started)
             environment = self.environments.take_idle(spec, lease.kind, lease.config)
             cold = environment is None
             if cold:
-                # The spawn (and the first unpacking of the zip) off the event loop.
-                environment = await asyncio.to_thread(
-                    self.environments.start, spec, lease.kind, lease.config
-                )
+                environment = await self._start(spec, lease)
                 # Init runs outside the function's timeout (up to its own limit).
                 await environment.ready.wait_async(environment.init_limit())
                 if not environment.ready.value:
                     environment.stop()
                     outcome = _init_failure(environment)
-                    self._count_end(spec, outcome, sets)
+                    self._count_end(spec, outcome, sets, started)
                     return Result(outcome, spec.version, cold)
             invocation = Invocation(
                 request_id=str(uuid.uuid4()),
@@ -93,13 +97,31 @@ class Invoker:
             )
             environment.deliver(invocation)
             if not await invocation.done.wait_async(spec.timeout_s):
-                environment.time_out(invocation)
+                environment.time_out(invocation)  # answers the invocation in every case
             outcome = invocation.done.value
-            self.environments.release(environment)
-            self._count_end(spec, outcome, sets)
+            held, environment = environment, None
+            self.environments.release(held)
+            self._count_end(spec, outcome, sets, started)
             return Result(outcome, spec.version, cold)
+        except BaseException:
+            if environment is not None:
+                environment.stop()
+            raise
         finally:
             concurrency.release(lease)
+
+    async def _start(self, spec: FunctionSpec, lease) -> Environment:
+        """A new environment, spawned off the event loop (process, log stream, credentials,
+        the first unzip: tens of ms). If the caller is cancelled meanwhile, the environment is
+        stopped once the spawn returns."""
+        future = asyncio.ensure_future(
+            asyncio.to_thread(self.environments.start, spec, lease.kind, lease.config)
+        )
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_stop_when_started)
+            raise
 
     def invoke_later(self, spec: FunctionSpec, payload: bytes) -> None:
         """``InvocationType=Event``: queued here, run when concurrency allows."""
@@ -131,28 +153,30 @@ class Invoker:
 
     # -- metrics -------------------------------------------------------------------------------
 
-    def _count_start(self, spec: FunctionSpec, lease, sets) -> None:
+    def _count_start(self, spec: FunctionSpec, lease, sets, at: float) -> None:
         region, concurrency = spec.region, self.concurrency[spec.region]
-        self.metrics.add(region, sets, "ConcurrentExecutions", concurrency.running(spec.name))
-        self.metrics.add(region, [()], "ConcurrentExecutions", concurrency.total_running())
-        self.metrics.add(
-            region, [()], "UnreservedConcurrentExecutions", concurrency.unreserved_running()
-        )
+        add = functools.partial(self.metrics.add, at=at)
+        add(region, sets, "ConcurrentExecutions", concurrency.running(spec.name))
+        add(region, [()], "ConcurrentExecutions", concurrency.total_running())
+        add(region, [()], "UnreservedConcurrentExecutions", concurrency.unreserved_running())
         if lease.kind == PROVISIONED:
             in_use, allocated = lease.config.in_use, lease.config.allocated
-            self.metrics.add(region, sets, "ProvisionedConcurrencyInvocations", 1)
-            self.metrics.add(region, sets, "ProvisionedConcurrentExecutions", in_use)
+            add(region, sets, "ProvisionedConcurrencyInvocations", 1)
+            add(region, sets, "ProvisionedConcurrentExecutions", in_use)
             if allocated:
-                self.metrics.add(
-                    region, sets, "ProvisionedConcurrencyUtilization", in_use / allocated
-                )
+                add(region, sets, "ProvisionedConcurrencyUtilization", in_use / allocated)
         elif lease.spillover:
-            self.metrics.add(region, sets, "ProvisionedConcurrencySpilloverInvocations", 1)
+            add(region, sets, "ProvisionedConcurrencySpilloverInvocations", 1)
 
-    def _count_end(self, spec: FunctionSpec, outcome: Outcome, sets) -> None:
-        self.metrics.add(spec.region, sets, "Invocations", 1)
-        self.metrics.add(spec.region, sets, "Errors", 1 if outcome.error else 0)
-        self.metrics.add(spec.region, sets, "Duration", outcome.duration_ms)
+    def _count_end(self, spec: FunctionSpec, outcome: Outcome, sets, at: float) -> None:
+        self.metrics.add(spec.region, sets, "Invocations", 1, at)
+        self.metrics.add(spec.region, sets, "Errors", 1 if outcome.error else 0, at)
+        self.metrics.add(spec.region, sets, "Duration", outcome.duration_ms, at)
+
+
+def _stop_when_started(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().stop()
 
 
 def _init_failure(environment) -> Outcome:

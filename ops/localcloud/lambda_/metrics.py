@@ -40,8 +40,17 @@ class LambdaMetrics(Publisher):
         )
         self.start()
 
-    def add(self, region: str, sets: list[Dimensions], metric: str, value: float) -> None:
-        second = int(self.clock())
+    def add(
+        self,
+        region: str,
+        sets: list[Dimensions],
+        metric: str,
+        value: float,
+        at: float | None = None,
+    ) -> None:
+        """One sample, in the second ``at`` (epoch seconds; default now): an invocation's
+        metrics carry the time it was invoked, however long it ran."""
+        second = int(self.clock() if at is None else at)
         with self._lock:
             for dimensions in sets:
                 self._open[(region, dimensions, metric, second)].append(float(value))
