@@ -70,7 +70,12 @@ def add_arguments(parser) -> None:
     add("--payload", choices=PAYLOADS, default="image", help="Image body or {'url'} request.")
     add("--image-url", default="", help="Image URL for --payload url [default: a loopback one].")
     add("--image-file", default="", help="JPEG to send [default: ops.synth's sample].")
-    add("--watch-interval", type=float, default=0.0, help="Row seconds [default: a policy min].")
+    add(
+        "--watch-interval",
+        type=float,
+        default=0.0,
+        help="Row seconds, whole (a multiple of 60 on AWS) [default: a policy minute].",
+    )
     add("--metrics-wait", type=float, default=-1.0, help="Seconds before reading CloudWatch.")
     add("--report-prefix", default="", help="Report files' prefix [default: the --csv prefix].")
     add(
@@ -103,7 +108,7 @@ class Settings:
     profile: Profile
     rate: float  # requests per wall second per user (0: back to back)
     time_scale: float
-    interval: float  # wall seconds per timeline row
+    interval: int  # wall seconds per timeline row, and the metric period (`row_interval`)
     metrics_wait: float
     payload: str
     image_url: str
@@ -136,7 +141,7 @@ def resolve(options) -> Settings:
         raise OptionError("--payload url on AWS needs --image-url (the function cannot reach us)")
     function = config.lambda_settings()
     endpoint = config.endpoint_settings()
-    interval = float(options.watch_interval) or max(1.0, POLICY_MINUTE / time_scale)
+    interval = row_interval(options.target, time_scale, float(options.watch_interval))
     metrics_wait = float(options.metrics_wait)
     if metrics_wait < 0:
         metrics_wait = AWS_METRICS_WAIT_S if options.target == "aws" else LOCAL_METRICS_WAIT_S
@@ -175,6 +180,18 @@ def resolve(options) -> Settings:
         print_verdict=not options.quiet_verdict,
         expectations=expectations,
     )
+
+
+def row_interval(target: str, time_scale: float, given: float = 0.0) -> int:
+    """Wall seconds per timeline row, which is also the CloudWatch period the watch reads
+    metrics in (GetMetricData buckets from its StartTime in whole-second periods): `given`, or
+    one policy minute, in whole seconds (at least 1); on AWS a multiple of 60, as periods of
+    standard-resolution metrics (Lambda's, SageMaker's) must be
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricStat.html)."""
+    seconds = given if given > 0 else POLICY_MINUTE / time_scale
+    if target == "aws":
+        return max(1, round(seconds / 60)) * 60
+    return max(1, round(seconds))
 
 
 def _given(value, default):

@@ -10,8 +10,10 @@ the endpoint's ``AWS/SageMaker`` ``Invocations`` and the function's ``AWS/Lambda
 datapoint under the row its timestamp falls in. The same API calls on AWS and on the local
 cloud; boto3 finds the local cloud from its own endpoint settings.
 
-Rows end on multiples of the interval on the wall clock (as CloudWatch periods do), so with the
-default interval, one policy minute (60 s / time scale), a row is one metric period.
+Rows end on multiples of the interval on the wall clock (as CloudWatch periods do). The interval
+is whole seconds (options.row_interval: one policy minute, 60 s / time scale, rounded; on AWS a
+multiple of 60) and is the period the metrics are read in, from the start of the period the test
+began in, so each metric period is exactly one row.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class Watched:
     qualifier: str | None
     endpoint_name: str | None  # None: no endpoint to watch (only the function)
     variant_name: str
-    interval: float  # wall seconds per row
+    interval: float  # wall seconds per row, whole: also the metrics' period (options.row_interval)
     time_scale: float
 
     @property
@@ -279,7 +281,7 @@ class ScalingWatch:
         rows = self.timeline.rows
         if not rows:
             return
-        period = max(1, round(self.watched.interval))
+        period = max(1, round(self.watched.interval))  # the rows' own (options.row_interval)
         queries = []
         for index, (_, namespace, metric, statistic, whose) in enumerate(_METRICS):
             dimensions = self._dimensions(whose)
@@ -300,7 +302,7 @@ class ScalingWatch:
                     "ReturnData": True,
                 }
             )
-        start = self.started_at - period
+        start = metrics_start(self.started_at, period)
         end = self.started_at + rows[-1].t + period
         values: dict[str, list[tuple[float, float]]] = {q["Id"]: [] for q in queries}
         try:
@@ -350,6 +352,16 @@ class ScalingWatch:
 
 def _seconds(stamp) -> float:
     return stamp.timestamp() if isinstance(stamp, datetime) else float(stamp)
+
+
+def metrics_start(started_at: float, period: int) -> float:
+    """GetMetricData's StartTime: the start of the period the test started in. Both moto and
+    CloudWatch bucket datapoints in `period` steps from StartTime (moto after dropping its
+    fraction of a second; CloudWatch rounds it down to the minute, or to the 5/10/20/30-s
+    division of one for high-resolution periods), so a StartTime on a multiple of the period
+    puts each bucket exactly on a row: rows end on multiples of the interval, which is the
+    period. One a fraction of a period off would shift every count into the wrong row."""
+    return math.floor(started_at / period) * period
 
 
 def _row_index(rows: list[Row], offset: float, period: float) -> int | None:
