@@ -71,12 +71,11 @@ def phases_for(duration: float, given: dict[str, float | None]) -> dict[str, flo
 
 
 def running_time_scale() -> float:
-    """The time scale of the running local cloud (1 when none runs: the locustfile then says
-    what is missing)."""
-    from ops.localcloud import control
+    """The time scale of the local cloud the run will use (1 when none runs: the locustfile
+    then says what is missing); the locustfile takes the same one when not told."""
+    from loadtest.options import local_time_scale
 
-    state = control.running()
-    return control.time_scale(state) if state is not None else 1.0
+    return local_time_scale()
 
 
 def default_prefix(root: Path = REPO / "runs" / "loadtest") -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 
 import boto3
 from locust.runners import WorkerRunner
@@ -40,6 +41,15 @@ log = logging.getLogger("loadtest")
 # Locust logs at INFO; botocore would add a line per client ("Found endpoint for lambda via
 # environment_global") and bury the progress lines.
 logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+# Each Locust environment's resolved settings, for the shape (loadtest/shapes.py).
+_SETTINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def settings_for(environment) -> Settings | None:
+    """The settings the options resolved to at ``init`` (None: refused)."""
+    return _SETTINGS.get(environment)
 
 
 def install(events) -> None:
@@ -62,6 +72,7 @@ class LoadTest:
         self.spec: InvokeSpec | None = None
         try:
             self.settings = resolve(environment.parsed_options)
+            _SETTINGS[environment] = self.settings
             os.environ.update(target_environment(self.settings.target))
             # Now, before the shape's clock starts: the default JPEG takes seconds to make.
             self.spec = self._invoke_spec(self.settings)

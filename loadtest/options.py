@@ -6,7 +6,8 @@ section); the function, the endpoint and the scaling policy default to what Terr
 Every number the verdict expects can be overridden on the command line.
 
 ``--target`` chooses defaults only: ``local`` uses the running local cloud when boto3 has no
-endpoint setting yet (``AWS_ENDPOINT_URL``), and reads CloudWatch soon after the run; ``aws``
+endpoint setting yet (``AWS_ENDPOINT_URL``), runs at that cloud's own time scale unless
+``--time-scale`` is given, and reads CloudWatch soon after the run; ``aws`` runs at scale 1 and
 waits for CloudWatch's late datapoints. The calls are the same on both.
 """
 
@@ -64,8 +65,9 @@ def add_arguments(parser) -> None:
     add(
         "--time-scale",
         type=float,
-        default=1.0,
-        help="Policy seconds per wall second: the local cloud's --time-scale (1 on AWS).",
+        default=None,
+        help="Policy seconds per wall second [default: the local cloud's own --time-scale with "
+        "--target local, 1 on AWS].",
     )
     add("--payload", choices=PAYLOADS, default="image", help="Image body or {'url'} request.")
     add("--image-url", default="", help="Image URL for --payload url [default: a loopback one].")
@@ -134,7 +136,7 @@ def resolve(options) -> Settings:
         profile = profile_from_options(options)
     except ValueError as exc:
         raise OptionError(str(exc)) from None
-    time_scale = float(options.time_scale)
+    time_scale = resolve_time_scale(options.target, options.time_scale)
     if not time_scale > 0:
         raise OptionError(f"--time-scale must be > 0, not {time_scale}")
     if options.payload == "url" and options.target == "aws" and not options.image_url:
@@ -180,6 +182,31 @@ def resolve(options) -> Settings:
         print_verdict=not options.quiet_verdict,
         expectations=expectations,
     )
+
+
+def resolve_time_scale(target: str, given: float | None) -> float:
+    """`given`, else on ``local`` the local cloud's own time scale (its health check says it),
+    else 1: a local cloud started with ``--time-scale 10`` runs its policy clock 10 times
+    faster, and a load paced at scale 1 against it would last 10 times too long."""
+    if given is not None:
+        return float(given)
+    return local_time_scale() if target == "local" else 1.0
+
+
+def local_time_scale() -> float:
+    """The time scale of the local cloud boto3 talks to: the one ``AWS_ENDPOINT_URL`` names,
+    else the running one (``ops local up``); 1 when none answers (the run then says what is
+    missing)."""
+    from ops.localcloud import control
+
+    url = os.environ.get("AWS_ENDPOINT_URL")
+    if not url:
+        state = control.running()
+        if state is None:
+            return 1.0
+        url = state.url
+    info = control.health(url) or {}
+    return float(info.get("time_scale") or 1.0)
 
 
 def row_interval(target: str, time_scale: float, given: float = 0.0) -> int:

@@ -1,8 +1,9 @@
 """The `LoadTestShape` that runs the profile chosen by ``--shape`` (loadtest/profiles.py).
 
 Profiles are declared in policy seconds, the clock the scaling policy is declared in: the shape
-divides them by ``--time-scale`` (1 on AWS; the local cloud's ``ops local up --time-scale N``),
-so the same profile exercises the same alarms and cooldowns on both. Locust runs the first
+divides them by the time scale the options resolved to (``--time-scale``, else on ``--target
+local`` the local cloud's own ``ops local up --time-scale N``, else 1), so the same profile
+exercises the same alarms and cooldowns on both. Locust runs the first
 concrete shape class it finds in a locustfile, so there is one.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
+from loadtest.hooks import settings_for
 from loadtest.profiles import Profile, profile_from_options
 
 
@@ -27,9 +29,13 @@ class ScalingShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         if self._profile is None:
-            options = self.runner.environment.parsed_options
-            self._profile = profile_from_options(options)
-            self._time_scale = float(options.time_scale)
+            environment = self.runner.environment
+            settings = settings_for(environment)
+            if settings is None:
+                return None  # the options were refused: no load
+            self._profile = profile_from_options(environment.parsed_options)
+            # The resolved one: --time-scale, else the local cloud's own (loadtest/options.py).
+            self._time_scale = settings.time_scale
         users = self._profile.users_at(self.get_run_time() * self._time_scale)
         if users is None:
             return None
