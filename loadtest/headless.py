@@ -41,14 +41,20 @@ class Result:
             "exit_code": self.exit_code,
             "command": shlex.join(self.command),
             "verdict": self.verdict.to_json() if self.verdict is not None else None,
-            "outputs": {
-                **self.outputs.to_json(),
-                "html": str(self.html),
-                "locust_stats_csv": f"{self.locust_csv_prefix}_stats.csv",
-                "locust_history_csv": f"{self.locust_csv_prefix}_stats_history.csv",
-                "locust_failures_csv": f"{self.locust_csv_prefix}_failures.csv",
-            },
+            "outputs": report_files(self.locust_csv_prefix),
         }
+
+
+def report_files(prefix: str | Path) -> dict[str, str]:
+    """Every file a run with reports under `prefix` writes (`run` gives Locust `prefix` as its
+    ``--csv`` prefix and ``prefix.html``): the load test's own and Locust's."""
+    return {
+        **outputs_for(prefix).to_json(),
+        "html": f"{prefix}.html",
+        "locust_stats_csv": f"{prefix}_stats.csv",
+        "locust_history_csv": f"{prefix}_stats_history.csv",
+        "locust_failures_csv": f"{prefix}_failures.csv",
+    }
 
 
 def project_defaults(pyproject: Path = REPO / "pyproject.toml") -> dict:
@@ -79,6 +85,8 @@ def running_time_scale() -> float:
 
 
 def default_prefix(root: Path = REPO / "runs" / "loadtest") -> Path:
+    """``root/<UTC time>/lambda``: `ops loadtest`'s (and, under runs/pipeline, `ops
+    pipeline`'s) reports when not told where."""
     return root / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") / "lambda"
 
 

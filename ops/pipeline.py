@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ops.config import REPO
@@ -33,6 +32,7 @@ from ops.localcloud import control
 
 DEFAULT_TIME_SCALE = 10.0
 DEFAULT_DATA = REPO / "data" / "synth"
+LOAD_TEST = "load test"
 
 
 @dataclass
@@ -59,11 +59,7 @@ class Stage:
 class Plan:
     time_scale: float = DEFAULT_TIME_SCALE
     data: Path = DEFAULT_DATA
-    report_prefix: Path = field(
-        default_factory=lambda: (
-            REPO / "runs" / "pipeline" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") / "lambda"
-        )
-    )
+    report_prefix: Path = field(default_factory=lambda: _default_prefix())
     train_args: list[str] = field(default_factory=list)
     loadtest_args: list[str] = field(default_factory=list)
 
@@ -78,7 +74,7 @@ class Plan:
             Stage("train", ["train", "--data", str(self.data), *self.train_args]),
             Stage("promote", ["promote-endpoint"]),
             Stage(
-                "load test",
+                LOAD_TEST,
                 [
                     "loadtest",
                     "--time-scale",
@@ -104,9 +100,18 @@ class Outcome:
             self.verdict and self.verdict.get("passed")
         )
 
+    @property
+    def stopped_at(self) -> Stage | None:
+        """The first stage that failed, unless it is the load test and its verdict says why."""
+        for stage in self.stages:
+            if stage.exit_code:
+                return None if stage.name == LOAD_TEST and self.verdict is not None else stage
+        return None
+
     def to_json(self) -> dict:
         return {
             "passed": self.passed,
+            "stopped_at": self.stopped_at.name if self.stopped_at is not None else None,
             "stages": [s.to_json() for s in self.stages],
             "seconds": round(sum(s.seconds or 0 for s in self.stages), 1),
             "verdict": self.verdict,
@@ -131,22 +136,30 @@ def check_time_scale(wanted: float) -> None:
 def run(plan: Plan, announce: Callable[[int, int, Stage], None], output=None) -> Outcome:
     """Run the stages in order (each stage's own output to ``output``: the terminal, or stderr
     under --json); stop at the first that fails."""
+    from loadtest.headless import report_files
+
     check_time_scale(plan.time_scale)
+    outputs = report_files(plan.report_prefix)
+    verdict_json = Path(outputs["verdict_json"])
     stages = plan.stages()
     for index, stage in enumerate(stages, 1):
         announce(index, len(stages), stage)
+        if stage.name == LOAD_TEST:
+            verdict_json.unlink(missing_ok=True)  # one an earlier run left there is not ours
         started = time.monotonic()
         command = [sys.executable, "-m", "ops.cli", *stage.args]
         done = subprocess.run(command, stdout=output, check=False)
         stage.seconds = time.monotonic() - started
         stage.exit_code = done.returncode
         # The load test's exit code is its verdict's: the report is there either way.
-        if done.returncode != 0 and stage.name != "load test":
+        if done.returncode != 0 and stage.name != LOAD_TEST:
             break
-    outputs = _outputs(plan.report_prefix)
+    # Only this run's load test wrote a verdict: with an earlier stage failed, a file at the
+    # prefix is an earlier run's (`--out` at an existing prefix).
     verdict = None
-    if Path(outputs["verdict_json"]).exists():
-        verdict = json.loads(Path(outputs["verdict_json"]).read_text(encoding="utf-8"))
+    load_tested = any(s.name == LOAD_TEST and s.exit_code is not None for s in stages)
+    if load_tested and verdict_json.exists():
+        verdict = json.loads(verdict_json.read_text(encoding="utf-8"))
     state = control.running()
     return Outcome(
         [s for s in stages if s.exit_code is not None],
@@ -156,11 +169,7 @@ def run(plan: Plan, announce: Callable[[int, int, Stage], None], output=None) ->
     )
 
 
-def _outputs(prefix: Path) -> dict[str, str]:
-    from loadtest.report import outputs_for
+def _default_prefix() -> Path:
+    from loadtest.headless import default_prefix
 
-    return {
-        **outputs_for(prefix).to_json(),
-        "html": f"{prefix}.html",
-        "locust_stats_csv": f"{prefix}_stats.csv",
-    }
+    return default_prefix(REPO / "runs" / "pipeline")

@@ -81,18 +81,17 @@ def _summary(console: Console, outcome: pipeline.Outcome) -> None:
         table.add_row(stage.name, f"{stage.seconds:.0f}", result, stage.command)
     console.print(table)
     total = sum(s.seconds or 0 for s in outcome.stages)
+    failed = outcome.stopped_at
+    if failed is not None:  # first: a verdict, if any, is the load test's and comes after
+        console.print(
+            f"[bold red]stopped at {failed.name}[/]: run it again with `{failed.command}`"
+        )
     verdict = outcome.verdict
     if verdict is not None:
         word = "[green]passed[/]" if verdict.get("passed") else "[bold red]failed[/]"
         console.print(f"verdict: {word} ({total / 60:.1f} min in all)")
         for label in ("png", "timeline_csv", "verdict_json", "html"):
             console.print(f"  {label.replace('_', ' ')}: {outcome.outputs[label]}")
-    else:
-        failed = next((s for s in outcome.stages if s.exit_code), None)
-        if failed is not None:
-            console.print(
-                f"[bold red]stopped at {failed.name}[/]: run it again with `{failed.command}`"
-            )
     if outcome.url:
         console.print(
             f"The local cloud stays up at {outcome.url} with the endpoint serving; "

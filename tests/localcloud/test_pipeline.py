@@ -6,11 +6,16 @@ them in the local cloud)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import subprocess
 
 import pytest
+from rich.console import Console
 
+from ops import pipeline
+from ops.cli.pipeline import _summary
 from tests.localcloud.conftest import run_ops
 
 # Small settings: one epoch at 32 px; the policy's clock 20x faster; a load of 2 users (120
@@ -63,3 +68,24 @@ def test_the_pipeline_scales_out_and_back_in_and_loses_no_request(tmp_path):
         assert (tmp_path / "report" / "lambda_scaling.png").stat().st_size > 10_000
     finally:
         run_ops("local", "down", env=env)
+
+
+def test_a_stage_that_fails_before_the_load_test_is_reported_not_an_old_verdict(
+    tmp_path, monkeypatch
+):
+    # `--out` at the prefix of an earlier run that passed; this run's first stage is refused
+    # (`ops local up --time-scale` takes at least 0.001), so no load test runs.
+    monkeypatch.setenv("DOGOPS_HOME", str(tmp_path / "home"))
+    prefix = tmp_path / "report" / "lambda"
+    prefix.parent.mkdir()
+    old = tmp_path / "report" / "lambda_verdict.json"
+    old.write_text(json.dumps({"passed": True, "checks": [], "counts": {}}))
+    plan = pipeline.Plan(time_scale=0.0001, data=tmp_path / "synth", report_prefix=prefix)
+    outcome = pipeline.run(plan, lambda *_: None, output=subprocess.DEVNULL)
+    assert [(s.name, s.exit_code) for s in outcome.stages] == [("local cloud", 2)]
+    assert outcome.verdict is None and not outcome.passed
+    assert outcome.to_json()["stopped_at"] == "local cloud"
+    console = Console(file=io.StringIO(), width=200)
+    _summary(console, outcome)
+    said = console.file.getvalue()
+    assert "stopped at local cloud" in said and "verdict" not in said, said
