@@ -28,7 +28,7 @@ from locust import User, constant_throughput
 from loadtest.outcomes import outcome, throttle
 
 REQUEST_TYPE = "Invoke"
-# Longer than the function's own timeout (65 s, terraform/modules/lambda): a slow answer is
+# Longer than the function's own timeout (65 s, terraform/modules/lambda_function): a slow answer is
 # the function's to report, not a client timeout.
 READ_TIMEOUT_S = 75
 

@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 PAYLOADS = ("image", "url")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def url_event(url: str) -> bytes:
