@@ -46,8 +46,9 @@ def terraform_root(path: Path = TFVARS, root: Path | None = None) -> Path:
 def root_module(
     path: Path = TFVARS, root: Path | None = None, facts: Mapping[str, Any] | None = None
 ) -> hcl.Module:
-    """The root module with the tfvars' values. ``facts``: what AWS computes, by address (see
-    `ops.hcl`); the bootstrap adds to them as it creates resources."""
+    """The root module with the tfvars' values. ``facts``: what AWS computes, by full address
+    (``module.storage.aws_s3_bucket.this.arn``; see `ops.hcl`); the bootstrap adds to them as it
+    creates resources."""
     return hcl.Module(terraform_root(path, root), load_tfvars(path), facts)
 
 
@@ -240,9 +241,9 @@ def iam_roles(
 def iam_role_policies(
     facts: Mapping[str, Any], path: Path = TFVARS, root: Path | None = None
 ) -> list[RolePolicy]:
-    """The inline policies. They name the bucket and its key, so ``facts`` must also hold the
-    storage module's ``aws_s3_bucket.this.arn`` and ``aws_kms_key.this.arn``, and each role's
-    ``aws_iam_role.<label>.id``."""
+    """The inline policies. They name the bucket and its key, so ``facts`` must also hold
+    ``module.storage.aws_s3_bucket.this.arn`` and ``module.storage.aws_kms_key.this.arn``, and
+    each role's ``module.iam.aws_iam_role.<label>.id``."""
     iam = root_module(path, root, facts).child("iam")
     return [
         RolePolicy(
@@ -257,12 +258,21 @@ def iam_role_policies(
 def iam_instance_profiles(
     facts: Mapping[str, Any], path: Path = TFVARS, root: Path | None = None
 ) -> list[InstanceProfile]:
-    """The instance profiles (``facts``: each role's ``aws_iam_role.<label>.name``)."""
+    """The instance profiles (``facts``: each role's ``module.iam.aws_iam_role.<label>.name``)."""
     iam = root_module(path, root, facts).child("iam")
     return [
         InstanceProfile(name=iam.attribute(block, "name"), role=iam.attribute(block, "role"))
         for block in iam.all("resource", "aws_iam_instance_profile")
     ]
+
+
+def lambda_role_arn(facts: Mapping[str, Any], path: Path = TFVARS, root: Path | None = None) -> str:
+    """The execution role the function is given (its ``role``: the iam module's role ARN, so
+    ``facts`` must hold that role's ``module.iam.aws_iam_role.<label>.arn``)."""
+    function = root_module(path, root, facts).child("lambda_function")
+    return str(
+        function.attribute(function.block("resource", "aws_lambda_function", "this"), "role")
+    )
 
 
 def outputs(

@@ -10,9 +10,12 @@ python-hcl2 parses the files (its Lark tree); this module evaluates the subset o
 expression language the dogops modules use: literals, strings with interpolations, tuples,
 objects, `var.`/`local.`/`path.`/`module.`/`data.` references and same-module resource
 arguments, operators, conditionals, `for` over a list, splats, and a few functions. A value only
-AWS knows (an ARN, an account id) is a *fact* the caller supplies, keyed by its address
-(``"aws_s3_bucket.this.arn"``, ``"data.aws_caller_identity.current.account_id"``); a missing
-fact raises `Unknown`, which is what Terraform calls "known after apply".
+AWS knows (an ARN, an account id) is a *fact* the caller supplies, keyed by its full address,
+module path included, as Terraform addresses resources (``"module.storage.aws_s3_bucket.this.arn"``;
+two modules may each declare ``aws_iam_role.this``). A data source's fact may also be given
+once for every module, without the module path (``"data.aws_caller_identity.current.account_id"``:
+one provider, one account); a module's own key wins. A missing fact raises `Unknown`, which is
+what Terraform calls "known after apply".
 """
 
 from __future__ import annotations
@@ -166,7 +169,8 @@ class Module:
     ``inputs`` maps a variable to its value, or to a no-argument callable giving it (a parent's
     expression, evaluated only when the variable is read). ``root`` is the root module's folder
     (``path.root``, where relative paths such as ``source_dir`` start). ``facts`` are the values
-    AWS computes, by address.
+    AWS computes, by address (see `fact_address`). ``address`` is the module's path from the
+    root (``"module.storage"``; ``""`` for the root module).
     """
 
     def __init__(
@@ -176,8 +180,10 @@ class Module:
         facts: Mapping[str, Any] | None = None,
         root: Path | None = None,
         name: str = "root",
+        address: str = "",
     ):
         self.directory = Path(directory)
+        self.address = address
         self.root = Path(root) if root is not None else self.directory
         self.inputs = dict(inputs)
         self.facts = facts if facts is not None else {}
@@ -282,7 +288,14 @@ class Module:
                 for argument in call.attributes
                 if argument not in META_ARGUMENTS
             }
-            self._values[key] = Module(source.resolve(), inputs, self.facts, self.root, name)
+            self._values[key] = Module(
+                source.resolve(),
+                inputs,
+                self.facts,
+                self.root,
+                name,
+                fact_address(self.address, key),
+            )
         return self._values[key]
 
     def output(self, name: str) -> Any:
@@ -366,7 +379,9 @@ class Module:
         def get(attribute: str) -> Any:
             if kind == "aws_iam_policy_document" and attribute == "json":
                 return json.dumps(self.policy_document(label))
-            return self._fact(f"data.{kind}.{label}.{attribute}")
+            address = f"data.{kind}.{label}.{attribute}"
+            own = fact_address(self.address, address)
+            return self._fact(own if own in self.facts else address)
 
         return Lazy(get, f"data.{kind}.{label}")
 
@@ -376,7 +391,7 @@ class Module:
         def get(attribute: str) -> Any:
             if attribute in block.attributes:
                 return self.attribute(block, attribute)
-            return self._fact(f"{kind}.{label}.{attribute}")
+            return self._fact(fact_address(self.address, f"{kind}.{label}.{attribute}"))
 
         return Lazy(get, f"{kind}.{label}")
 
@@ -384,6 +399,12 @@ class Module:
         if address in self.facts:
             return self.facts[address]
         raise Unknown(address)
+
+
+def fact_address(module: str, address: str) -> str:
+    """``address`` (``"aws_iam_role.this.arn"``) within the module at ``module`` (``"module.iam"``,
+    ``""`` for the root): ``"module.iam.aws_iam_role.this.arn"``, the key of its fact."""
+    return f"{module}.{address}" if module else address
 
 
 def _collapse(values: list[Any]) -> Any:

@@ -4,7 +4,10 @@ Client side only, like `control`: it imports nothing of the server and talks to 
 with boto3, through the environment `control.client_environment` gives, as Terraform talks to
 AWS. Every name and number comes from terraform/ through `ops.config`; facts AWS would compute
 (the account, ARNs, the bucket's name) are added as each resource is made, so that the next
-module's expressions (a role's trust policy naming the function's ARN) can be evaluated.
+module's expressions (a role's trust policy naming the function's ARN) can be evaluated. They are
+keyed by the resource's full address, module path included (``module.iam.aws_iam_role.lambda.arn``:
+every module may have its ``this``); the account, partition and region are the provider's, given
+once for every module's data sources (see `ops.hcl`).
 
 What it creates, in Terraform's order, each step idempotent (an existing resource is compared
 and updated only where it differs, as `terraform apply` would):
@@ -57,6 +60,8 @@ from ops.localcloud import control
 
 OUTPUTS_FILE = "terraform-outputs.json"
 LOCAL_BUCKET_SUFFIX = "local"  # stands for the unique suffix AWS appends to bucket_prefix
+# The root module's calls (terraform/envs/dev/main.tf): the module paths of the facts.
+STORAGE, IAM, LAMBDA = "module.storage", "module.iam", "module.lambda_function"
 PARTITION = "aws"
 PROVISIONED_WAIT_S = 300.0
 # A fixed timestamp for every zip entry, so the same files give the same sha256 (ZIP's epoch).
@@ -197,6 +202,10 @@ class Bootstrap:
             )
         return self._clients[service]
 
+    def fact(self, module: str, address: str, value: Any) -> None:
+        """Record what AWS computed for ``address`` (``aws_iam_role.lambda.arn``) in ``module``."""
+        self.facts[hcl.fact_address(module, address)] = value
+
     @contextmanager
     def step(self, what: str) -> Iterator[Step]:
         """One step: ``what`` names it in the progress line and in the error that stops it.
@@ -280,9 +289,8 @@ class Bootstrap:
             ):
                 kms.enable_key_rotation(KeyId=key_id)
                 done.append("rotation enabled")
-            self.facts.update(
-                {"aws_kms_key.this.arn": key["Arn"], "aws_kms_key.this.key_id": key_id}
-            )
+            self.fact(STORAGE, "aws_kms_key.this.arn", key["Arn"])
+            self.fact(STORAGE, "aws_kms_key.this.key_id", key_id)
         bucket = local_bucket_name(settings.bucket_name_prefix)
         s3 = self.client("s3")
         with self.step(f"bucket {bucket}") as done:
@@ -293,14 +301,13 @@ class Bootstrap:
                     raise
                 s3.create_bucket(Bucket=bucket)
                 done.append("created")
-            self.facts.update(
-                {
-                    "aws_s3_bucket.this.id": bucket,
-                    "aws_s3_bucket.this.bucket": bucket,
-                    "aws_s3_bucket.this.arn": f"arn:{PARTITION}:s3:::{bucket}",
-                    "aws_s3_bucket.this.region": self.session.region_name,
-                }
-            )
+            for attribute, value in (
+                ("id", bucket),
+                ("bucket", bucket),
+                ("arn", f"arn:{PARTITION}:s3:::{bucket}"),
+                ("region", self.session.region_name),
+            ):
+                self.fact(STORAGE, f"aws_s3_bucket.this.{attribute}", value)
 
     # -- iam -------------------------------------------------------------------------------
 
@@ -340,7 +347,7 @@ class Bootstrap:
                     ("arn", found["Arn"]),
                     ("unique_id", found.get("RoleId")),
                 ):
-                    self.facts[f"aws_iam_role.{role.label}.{attribute}"] = value
+                    self.fact(IAM, f"aws_iam_role.{role.label}.{attribute}", value)
         for policy in config.iam_role_policies(self.facts, self.tfvars, self.root):
             with self.step(f"inline policy {policy.name} of {policy.role}") as done:
                 try:
@@ -382,7 +389,7 @@ class Bootstrap:
     def function(self) -> None:
         settings = config.lambda_settings(self.tfvars, self.root)
         self.log_group(settings)
-        role_arn = self.facts["aws_iam_role.lambda.arn"]
+        role_arn = config.lambda_role_arn(self.facts, self.tfvars, self.root)
         lam = self.client("lambda")
         package = archive(settings.source_dir, settings.excludes)
         sha = code_sha256(package)
@@ -420,12 +427,8 @@ class Bootstrap:
                     lam.update_function_code(FunctionName=name, ZipFile=package)
                     changed = True
                     done.append(f"new code (sha256 {sha})")
-            self.facts.update(
-                {
-                    "aws_lambda_function.this.arn": current["FunctionArn"].split(":$")[0],
-                    "aws_lambda_function.this.function_name": name,
-                }
-            )
+            self.fact(LAMBDA, "aws_lambda_function.this.arn", current["FunctionArn"].split(":$")[0])
+            self.fact(LAMBDA, "aws_lambda_function.this.function_name", name)
         version = self.version(settings, changed)
         self.alias(settings, version)
         self.reserved(settings)
@@ -469,7 +472,7 @@ class Bootstrap:
                 done.notes.append(f"still {version}")
             else:
                 version = "$LATEST"
-            self.facts["aws_lambda_function.this.version"] = version
+            self.fact(LAMBDA, "aws_lambda_function.this.version", version)
         return version
 
     def alias(self, settings: config.LambdaSettings, version: str) -> None:
@@ -494,8 +497,8 @@ class Bootstrap:
                 ):
                     current = lam.update_alias(**wanted)
                     done.append(f"moved to version {version}")
-            self.facts["aws_lambda_alias.this.arn"] = current["AliasArn"]
-            self.facts["aws_lambda_alias.this.name"] = alias
+            self.fact(LAMBDA, "aws_lambda_alias.this.arn", current["AliasArn"])
+            self.fact(LAMBDA, "aws_lambda_alias.this.name", alias)
 
     def reserved(self, settings: config.LambdaSettings) -> None:
         lam = self.client("lambda")

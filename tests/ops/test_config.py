@@ -155,15 +155,15 @@ def test_a_variable_missing_from_the_tfvars_is_named(tfvars: Path):
 def test_iam_roles_policies_and_outputs_follow_the_facts():
     facts = {
         **FACTS,
-        "aws_s3_bucket.this.arn": "arn:aws:s3:::bucket-x",
-        "aws_s3_bucket.this.id": "bucket-x",
-        "aws_kms_key.this.arn": "arn:aws:kms:eu-west-1:111122223333:key/k",
+        "module.storage.aws_s3_bucket.this.arn": "arn:aws:s3:::bucket-x",
+        "module.storage.aws_s3_bucket.this.id": "bucket-x",
+        "module.storage.aws_kms_key.this.arn": "arn:aws:kms:eu-west-1:111122223333:key/k",
     }
     roles = config.iam_roles(facts)
     prefix = config.load_tfvars()["name_prefix"]
     assert {r.name for r in roles} >= {f"{prefix}-lambda", f"{prefix}-sagemaker-training"}
-    facts.update({f"aws_iam_role.{r.label}.id": r.name for r in roles})
-    facts.update({f"aws_iam_role.{r.label}.name": r.name for r in roles})
+    facts.update({f"module.iam.aws_iam_role.{r.label}.id": r.name for r in roles})
+    facts.update({f"module.iam.aws_iam_role.{r.label}.name": r.name for r in roles})
     policies = {p.name: p for p in config.iam_role_policies(facts)}
     training = policies[f"{prefix}-sagemaker-training"].policy["Statement"]
     reads = next(s for s in training if s.get("Sid") == "ReadTrainingInputs")
@@ -175,6 +175,62 @@ def test_iam_roles_policies_and_outputs_follow_the_facts():
     assert outputs["endpoint_name"] == config.endpoint_settings().endpoint_name
     assert outputs["training_host_instance_id"] is None  # no host without a subnet
     assert "lambda_alias_arn" not in outputs  # only AWS knows it: no fact for it
+    with pytest.raises(hcl.Unknown):
+        config.lambda_role_arn(facts)
+    facts["module.iam.aws_iam_role.lambda.arn"] = "arn:aws:iam::111122223333:role/r"
+    assert config.lambda_role_arn(facts) == "arn:aws:iam::111122223333:role/r"
+
+
+def test_facts_belong_to_the_module_that_declares_the_resource(tmp_path: Path):
+    """Two modules each declare ``aws_iam_role.this`` (the convention): each gets its own ARN,
+    and a data source's fact given once for every module reaches both."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "main.tf").write_text(
+            f"""
+data "aws_caller_identity" "current" {{}}
+resource "aws_iam_role" "this" {{
+  name = "role-{name}"
+}}
+output "arn" {{
+  value = aws_iam_role.this.arn
+}}
+output "account" {{
+  value = data.aws_caller_identity.current.account_id
+}}
+"""
+        )
+    root = module(
+        tmp_path,
+        """
+module "a" {
+  source = "./a"
+}
+module "b" {
+  source = "./b"
+}
+output "arns" {
+  value = [module.a.arn, module.b.arn]
+}
+""",
+    )
+    root.facts.update(
+        {
+            "aws_iam_role.this.arn": "arn:aws:iam::1:role/no-module",
+            "module.a.aws_iam_role.this.arn": "arn:aws:iam::1:role/role-a",
+            "module.b.aws_iam_role.this.arn": "arn:aws:iam::1:role/role-b",
+            "data.aws_caller_identity.current.account_id": "111122223333",
+            "module.b.data.aws_caller_identity.current.account_id": "444455556666",
+        }
+    )
+    assert root.output("arns") == ["arn:aws:iam::1:role/role-a", "arn:aws:iam::1:role/role-b"]
+    assert root.child("a").output("account") == "111122223333"  # the provider's, for all
+    assert root.child("b").output("account") == "444455556666"  # its own wins
+    del root.facts["module.b.aws_iam_role.this.arn"]
+    fresh = module(tmp_path, (tmp_path / "main.tf").read_text())
+    fresh.facts.update(root.facts)
+    with pytest.raises(hcl.Unknown, match=r"module\.b\.aws_iam_role\.this\.arn"):
+        fresh.child("b").output("arn")  # not module a's, nor the root's
 
 
 def module(tmp_path: Path, text: str, **inputs: Any) -> hcl.Module:
