@@ -21,8 +21,10 @@ and updated only where it differs, as `terraform apply` would):
 - iam: every role with its trust policy, its inline policies, the instance profile.
 - lambda_function: the log group with its retention; the function zipped from its source
   folder with the archive's excludes (a deterministic zip: same files, same sha256); a new
-  version published, and the alias moved to it, only when the code or the configuration
-  changed; reserved concurrency (PutFunctionConcurrency); provisioned concurrency on the alias
+  version published when $LATEST's code (CodeSha256) or configuration differs from the newest
+  published version's, whichever run changed $LATEST (an earlier one may have failed before
+  publishing); the alias moved to the version matching $LATEST when it points elsewhere;
+  reserved concurrency (PutFunctionConcurrency); provisioned concurrency on the alias
   (PutProvisionedConcurrencyConfig, asynchronous: IN_PROGRESS, then READY; waited for only
   when asked), or no config when the module's count is 0.
 
@@ -404,7 +406,6 @@ class Bootstrap:
             "TracingConfig": {"Mode": settings.tracing_mode},
         }
         name = settings.function_name
-        changed = False
         with self.step(f"function {name}") as done:
             try:
                 current = lam.get_function(FunctionName=name)["Configuration"]
@@ -415,21 +416,18 @@ class Bootstrap:
                     Architectures=list(settings.architectures),
                     **wanted,
                 )
-                changed = True
                 done.append(f"created ({len(package)} bytes, sha256 {sha})")
             else:
                 differing = [k for k, v in wanted.items() if _configuration(current, k) != v]
                 if differing:
                     lam.update_function_configuration(FunctionName=name, **wanted)
-                    changed = True
                     done.append(f"updated {', '.join(differing)}")
                 if current.get("CodeSha256") != sha:
                     lam.update_function_code(FunctionName=name, ZipFile=package)
-                    changed = True
                     done.append(f"new code (sha256 {sha})")
             self.fact(LAMBDA, "aws_lambda_function.this.arn", current["FunctionArn"].split(":$")[0])
             self.fact(LAMBDA, "aws_lambda_function.this.function_name", name)
-        version = self.version(settings, changed)
+        version = self.version(settings, [*wanted, "Architectures"])
         self.alias(settings, version)
         self.reserved(settings)
         self.provisioned(settings)
@@ -449,26 +447,39 @@ class Bootstrap:
                 )
                 done.append(f"retention {settings.log_retention_in_days} days")
 
-    def version(self, settings: config.LambdaSettings, changed: bool) -> str:
-        """The version the alias points at: a new one when the code or configuration changed
-        (Terraform's ``publish = true``), else the newest published."""
+    def version(self, settings: config.LambdaSettings, keys: list[str]) -> str:
+        """The version the alias points at (Terraform's ``publish = true``): a new one when
+        $LATEST's code or configuration (``keys``) differs from the newest published version's,
+        else the newest published. $LATEST is compared, not what this run changed: an earlier
+        run may have updated it and failed before PublishVersion."""
         lam = self.client("lambda")
         name = settings.function_name
         with self.step(f"version of {name}") as done:
-            published = [
-                int(v["Version"])
+            versions = [
+                v
                 for page in lam.get_paginator("list_versions_by_function").paginate(
                     FunctionName=name
                 )
                 for v in page["Versions"]
-                if v["Version"].isdigit()
             ]
-            if settings.publish and (changed or not published):
+            latest = next(v for v in versions if v["Version"] == "$LATEST")
+            published = [v for v in versions if v["Version"].isdigit()]
+            newest = max(published, key=lambda v: int(v["Version"]), default=None)
+            differing = [
+                k
+                for k in ["CodeSha256", *keys]
+                if newest is not None and _configuration(latest, k) != _configuration(newest, k)
+            ]
+            if settings.publish and (newest is None or differing):
                 _wait_updated(lam, name)
                 version = lam.publish_version(FunctionName=name)["Version"]
                 done.append(f"published {version}")
-            elif published:
-                version = str(max(published))
+                if differing:
+                    done.notes.append(
+                        f"$LATEST's {', '.join(differing)} differed from {newest['Version']}'s"
+                    )
+            elif newest is not None:
+                version = newest["Version"]
                 done.notes.append(f"still {version}")
             else:
                 version = "$LATEST"

@@ -187,6 +187,33 @@ def test_a_second_run_changes_nothing_then_follows_a_changed_value(
         lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="blue")
 
 
+def test_a_rerun_publishes_and_moves_the_alias_where_an_interrupted_run_stopped(
+    cloud, changed: Path, tmp_path: Path
+):
+    set_tfvars(changed, provisioned_concurrency=0)
+    bootstrap.run(cloud.url, tfvars=changed, home=tmp_path)
+    name = config.lambda_settings(changed).function_name
+    lam = client(cloud, "lambda")
+    # A run updated $LATEST to a new memory size, then failed before PublishVersion (its wait
+    # for the update timed out): the next run finds $LATEST as wanted, but unpublished.
+    variables = changed.parents[2] / "modules" / "lambda_function" / "variables.tf"
+    set_default(variables, "memory_size", 512)
+    lam.update_function_configuration(FunctionName=name, MemorySize=512)
+    rerun = bootstrap.run(cloud.url, tfvars=changed, home=tmp_path)
+    assert rerun.changed == [f"version of {name}", f"alias {name}:blue"]
+    assert lam.get_alias(FunctionName=name, Name="blue")["FunctionVersion"] == "2"
+    published = lam.get_function(FunctionName=name, Qualifier="2")["Configuration"]
+    assert published["MemorySize"] == 512
+    # A run published, then failed before moving the alias: the next one moves it, and
+    # publishes nothing more.
+    lam.update_alias(FunctionName=name, Name="blue", FunctionVersion="1")
+    again = bootstrap.run(cloud.url, tfvars=changed, home=tmp_path)
+    assert again.changed == [f"alias {name}:blue"]
+    assert lam.get_alias(FunctionName=name, Name="blue")["FunctionVersion"] == "2"
+    versions = lam.list_versions_by_function(FunctionName=name)["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]
+
+
 def test_a_refused_reservation_names_the_step_and_aws_reason(cloud, changed: Path, tmp_path):
     # 950 of the default limit of 1000 leaves fewer than the 100 AWS keeps unreserved.
     set_tfvars(changed, reserved_concurrency=950)
