@@ -64,6 +64,8 @@ OUTPUTS_FILE = "terraform-outputs.json"
 LOCAL_BUCKET_SUFFIX = "local"  # stands for the unique suffix AWS appends to bucket_prefix
 # The root module's calls (terraform/envs/dev/main.tf): the module paths of the facts.
 STORAGE, IAM, LAMBDA = "module.storage", "module.iam", "module.lambda_function"
+# The region S3 creates a bucket in without a CreateBucketConfiguration.
+S3_DEFAULT_REGION = "us-east-1"
 PARTITION = "aws"
 PROVISIONED_WAIT_S = 300.0
 # A fixed timestamp for every zip entry, so the same files give the same sha256 (ZIP's epoch).
@@ -301,7 +303,16 @@ class Bootstrap:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
                     raise
-                s3.create_bucket(Bucket=bucket)
+                region = self.session.region_name
+                # Outside us-east-1, CreateBucket must name the region it is sent to, or S3
+                # refuses it (IllegalLocationConstraintException); in us-east-1 it must not
+                # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html).
+                where = (
+                    {}
+                    if region == S3_DEFAULT_REGION
+                    else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+                )
+                s3.create_bucket(Bucket=bucket, **where)
                 done.append("created")
             for attribute, value in (
                 ("id", bucket),

@@ -214,6 +214,18 @@ def test_a_rerun_publishes_and_moves_the_alias_where_an_interrupted_run_stopped(
     assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]
 
 
+def test_the_bucket_is_made_in_the_providers_region(cloud, changed: Path, tmp_path: Path):
+    """Outside us-east-1 CreateBucket must name the region (S3 refuses it otherwise)."""
+    set_tfvars(changed, region="eu-west-1")
+    run = bootstrap.Bootstrap(cloud.url, tfvars=changed, home=tmp_path)
+    run.account()
+    run.storage()
+    bucket = bootstrap.local_bucket_name(config.storage_settings(changed).bucket_name_prefix)
+    s3 = client(cloud, "s3")
+    assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-1"
+    assert run.facts["module.storage.aws_s3_bucket.this.region"] == "eu-west-1"
+
+
 def test_a_refused_reservation_names_the_step_and_aws_reason(cloud, changed: Path, tmp_path):
     # 950 of the default limit of 1000 leaves fewer than the 100 AWS keeps unreserved.
     set_tfvars(changed, reserved_concurrency=950)
