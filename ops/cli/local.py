@@ -133,13 +133,28 @@ def up(
 
 
 def _bootstrap_when_healthy(url: str, home: Path, tfvars: Path, wait: bool, as_json: bool) -> None:
+    """The foreground bootstrap, in a thread beside the server: whatever stops it is said in
+    one line on stderr (and, with --json, in a JSON line on stdout), and the server runs on. An
+    exception escaping a thread would only print a traceback, with no word of the server."""
     from ops.localcloud import bootstrap
 
     try:
         bootstrap.wait_answering(url)
-        _bootstrap(url, home, tfvars, wait, as_json)
+        created = _bootstrap(url, home, tfvars, wait, as_json)
     except OpsError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        message = str(exc)
+    except Exception as exc:  # a bug, or the disk: not a reason to stop serving
+        message = (
+            f"bootstrap failed: {type(exc).__name__}: {exc} (the local cloud keeps running at "
+            f"{url}; Ctrl-C stops it)"
+        )
+    else:
+        if as_json:
+            typer.echo(json.dumps({"bootstrap": created}))
+        return
+    typer.echo(f"error: {message}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"bootstrap": None, "error": message}))
 
 
 @app.command()

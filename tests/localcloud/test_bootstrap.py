@@ -274,3 +274,24 @@ def test_ops_local_up_says_which_step_a_low_account_limit_refuses(tmp_path: Path
         assert run_ops("local", "status", env=env).returncode == 0
     finally:
         run_ops("local", "down", env=env)
+
+
+def test_a_foreground_bootstrap_says_in_one_line_what_stopped_it(
+    cloud, changed: Path, tmp_path: Path, capsys
+):
+    """`ops local up` (foreground) bootstraps in a thread beside the server: an exception that
+    is not an OpsError (here the outputs' folder is a file) is one error line, and a JSON line
+    with --json, not a thread's traceback."""
+    from ops.cli import local
+
+    home = tmp_path / "home"
+    home.write_text("a file where the outputs' folder should be")
+    set_tfvars(changed, provisioned_concurrency=0)
+    local._bootstrap_when_healthy(cloud.url, home, changed, False, True)
+    captured = capsys.readouterr()
+    (error,) = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: bootstrap failed: FileExistsError: ")
+    assert f"the local cloud keeps running at {cloud.url}" in error
+    assert "Traceback" not in captured.err
+    document = json.loads(captured.out.splitlines()[-1])
+    assert document == {"bootstrap": None, "error": error.removeprefix("error: ")}
