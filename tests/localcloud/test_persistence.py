@@ -373,7 +373,7 @@ def test_objects_survive_ops_local_up_and_down_and_deletions_stick(tmp_path):
         return done.stdout
 
     def up():
-        ops("local", "up", "--detach")
+        ops("local", "up", "--detach", "--no-bootstrap")  # S3 is what this test is about
         url = json.loads(ops("local", "status", "--json"))["url"]
         return boto3.client(
             "s3",

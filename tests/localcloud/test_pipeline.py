@@ -18,10 +18,11 @@ from ops import pipeline
 from ops.cli.pipeline import _summary
 from tests.localcloud.conftest import run_ops
 
-# Small settings: one epoch at 32 px; the policy's clock 20x faster; a load of 2 users (120
-# requests per policy minute: 2 instances at the target of 70) held long enough for AlarmHigh
-# (3 minutes) and an instance's start, then a tail that outlasts AlarmLow's 15 minutes.
-TRAIN = ["--epochs=1", "--image-size=32"]
+# Small settings: training without the tuning job (the chain test in test_ops_commands.py
+# tunes), one epoch at 32 px; the policy's clock 20x faster; a load of 2 users (120 requests per
+# policy minute: 2 instances at the target of 70) held long enough for AlarmHigh (3 minutes)
+# and an instance's start, then a tail that outlasts AlarmLow's 15 minutes.
+TRAIN = ["--skip-tuning", "--epochs=1", "--image-size=32"]
 LOAD = ["--peak-users=2", "--base-users=1", "--warmup=60", "--hold=420", "--tail=1140"]
 
 
