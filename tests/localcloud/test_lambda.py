@@ -407,13 +407,13 @@ def metric(cloud, name: str, resource: str | None, metric_name: str, stat: str) 
     return sum(values) if stat == "Sum" else max(values, default=0)
 
 
-def test_beyond_provisioned_concurrency_invocations_spill_over_on_demand(cloud):
-    lam = client(cloud)
-    name = create(lam)
+def live_with_provisioned(lam, name: str, count: int) -> str:
+    """Publish a version, point alias ``live`` at it, provision ``count`` environments on the
+    alias and wait until they are READY; the version."""
     version = lam.publish_version(FunctionName=name)["Version"]
     lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
     lam.put_provisioned_concurrency_config(
-        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1
+        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=count
     )
     wait_for(
         lambda: lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live"),
@@ -421,6 +421,13 @@ def test_beyond_provisioned_concurrency_invocations_spill_over_on_demand(cloud):
         60,
         0.2,
     )
+    return version
+
+
+def test_beyond_provisioned_concurrency_invocations_spill_over_on_demand(cloud):
+    lam = client(cloud)
+    name = create(lam)
+    live_with_provisioned(lam, name, 1)
     results = at_once(2, lambda i: invoke(lam, name, {"sleep": 1}, Qualifier="live")[1])
     kinds = sorted(r["initialization_type"] for r in results)
     assert kinds == ["on-demand", "provisioned-concurrency"]
@@ -463,16 +470,11 @@ def test_idle_on_demand_environments_are_reaped(cloud):
 def test_provisioned_concurrency_follows_its_alias_to_a_new_version(cloud):
     lam = client(cloud)
     name = create(lam)
-    first = lam.publish_version(FunctionName=name)["Version"]
-    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=first)
-    lam.put_provisioned_concurrency_config(
-        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1
-    )
+    live_with_provisioned(lam, name, 1)
 
     def config() -> dict:
         return lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
 
-    wait_for(config, lambda c: c["Status"] == "READY", 60, 0.2)
     lam.update_function_code(FunctionName=name, ZipFile=zipped({"app.py": HANDLER + "\n# v2\n"}))
     second = lam.publish_version(FunctionName=name)["Version"]
     moved = lam.update_alias(FunctionName=name, Name="live", FunctionVersion=second)
