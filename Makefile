@@ -36,5 +36,8 @@ $(CHECKOV_VENV)/.installed:
 checkov: $(CHECKOV_VENV)/.installed
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov bash tests/terraform/run_checkov.sh
 
-test: lint checkov
+# lint (after the project's install) and checkov (after its own venv's) side by side: the two
+# installs are independent and mostly wait on downloads and unpacking; then the test suite.
+test:
+	$(MAKE) --jobs=2 --output-sync=target lint checkov
 	$(BIN)/pytest
