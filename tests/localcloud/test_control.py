@@ -14,12 +14,21 @@ from typer.testing import CliRunner
 
 from ops.cli import app
 from ops.localcloud import control
-from tests.localcloud.conftest import run_ops
+from tests.localcloud.conftest import run_ops, wait_for
 
 
 def test_down_with_a_stale_state_file_leaves_the_stranger_alone(tmp_path, monkeypatch):
     stranger = subprocess.Popen(["sleep", "600"])
     try:
+        # Until the child has exec'd, /proc shows the parent's copy with an empty command line
+        # (seen once in CI): register the process `sleep` is, as a local cloud registers itself
+        # only once it answers.
+        wait_for(
+            lambda: (control.process_identity(stranger.pid) or {}).get("cmdline"),
+            lambda cmdline: cmdline and cmdline[0] == "sleep",
+            10,
+            0.01,
+        )
         monkeypatch.setenv("DOGOPS_HOME", str(tmp_path))
         state = control.register("http://127.0.0.1:9", stranger.pid)
         # The state file once named a local cloud; that pid now belongs to `sleep`.
