@@ -138,7 +138,7 @@ def test_ops_train_tunes_then_trains_and_records(registered, synth_data, cloud, 
     # Lambda function with its alias, reserved and provisioned concurrency).
     outputs = bootstrap.run(cloud.url, home=registered).outputs
     bucket = outputs["s3_bucket_name"]
-    flags = "--max-jobs 2 --max-parallel 1 --epochs 2 --image-size 32 --strategy Random --seed 5"
+    flags = "--max-jobs 2 --max-parallel 2 --epochs 2 --image-size 32 --strategy Random --seed 5"
     document = train_json(synth_data, *flags.split())
     assert document["target"] == "local"
     assert len(document["trials"]) == 2
