@@ -83,3 +83,9 @@ class ImageServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self) -> ImageServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

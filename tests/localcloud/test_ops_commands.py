@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 
 import boto3
 import httpx
@@ -16,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
+from loadtest.payloads import ImageServer
 from ops.cli import app
 from ops.config import endpoint_settings, lambda_settings
 from ops.localcloud import bootstrap, control
@@ -76,30 +75,6 @@ CREDENTIALS = {
 }
 
 
-@contextlib.contextmanager
-def serving_once(body: bytes, content_type: str):
-    """An HTTP server on 127.0.0.1 answering every GET with ``body``; yields its URL."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/dog.jpg"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def remove_endpoint(cloud, settings) -> None:
     """The endpoint (its model servers stop) and its scalable target, gone."""
     session = boto3.Session(**CREDENTIALS)
@@ -157,7 +132,8 @@ def test_ops_train_tunes_then_trains_and_records(registered, synth_data, cloud, 
     monkeypatch.setenv("INFERENCE_URL_ALLOW_NETWORKS", "127.0.0.0/8")
     settings = endpoint_settings()
     runtime = boto3.Session(**CREDENTIALS).client("sagemaker-runtime", endpoint_url=cloud.url)
-    with serving_once(smoke_image(), "image/jpeg") as image_url:
+    with ImageServer(smoke_image()) as images:
+        image_url = images.url
         try:
             promoted = CliRunner().invoke(app, ["promote-endpoint", "--poll", "0.2", "--json"])
             assert promoted.exit_code == 0, promoted.output
