@@ -76,14 +76,6 @@ def phases_for(duration: float, given: dict[str, float | None]) -> dict[str, flo
     return {phase: round(value * duration / total, 1) for phase, value in chosen.items()}
 
 
-def running_time_scale() -> float:
-    """The time scale of the local cloud the run will use (1 when none runs: the locustfile
-    then says what is missing); the locustfile takes the same one when not told."""
-    from loadtest.options import local_time_scale
-
-    return local_time_scale()
-
-
 def default_prefix(root: Path = REPO / "runs" / "loadtest") -> Path:
     """``root/<UTC time>/lambda``: `ops loadtest`'s (and, under runs/pipeline, `ops
     pipeline`'s) reports when not told where."""

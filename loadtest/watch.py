@@ -62,6 +62,18 @@ class _Bucket:
     in_flight_max: int = 0
     throttled_at_in_flight: int | None = None
 
+    def outcomes(self) -> dict:
+        """The counts by outcome and the p95 of the successes: what a row and the totals share."""
+        return {
+            "requests": self.requests,
+            "successes": self.successes,
+            "throttles": self.throttles,
+            "function_errors": self.function_errors,
+            "handler_errors": self.handler_errors,
+            "other_errors": self.other_errors,
+            "p95_ms": percentile(self.latencies, 0.95),
+        }
+
 
 class Recorder:
     """Counts the invokes (a listener of Locust's ``request`` event) into rows."""
@@ -100,29 +112,14 @@ class Recorder:
             t=round(t, 3),
             interval=round(interval, 3),
             users=users,
-            requests=b.requests,
-            successes=b.successes,
-            throttles=b.throttles,
-            function_errors=b.function_errors,
-            handler_errors=b.handler_errors,
-            other_errors=b.other_errors,
-            p95_ms=percentile(b.latencies, 0.95),
+            **b.outcomes(),
             in_flight_max=b.in_flight_max,
             throttled_at_in_flight=b.throttled_at_in_flight,
             **counts,
         )
 
     def totals(self) -> Totals:
-        a = self._all
-        return Totals(
-            requests=a.requests,
-            successes=a.successes,
-            throttles=a.throttles,
-            function_errors=a.function_errors,
-            handler_errors=a.handler_errors,
-            other_errors=a.other_errors,
-            p95_ms=percentile(a.latencies, 0.95),
-        )
+        return Totals(**self._all.outcomes())
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,7 @@ def loadtest(
 
     Exit code 0: the verdict passed; 1: it failed; 2: the options were refused.
     """
-    if time_scale is None:
-        time_scale = headless.running_time_scale() if target is Target.local else 1.0
+    # An unset time scale is left to the locustfile, which takes the local cloud's (1 on AWS).
     phases = {"warmup": warmup, "hold": hold, "tail": tail}
     if duration is not None:
         phases = headless.phases_for(duration, phases)
