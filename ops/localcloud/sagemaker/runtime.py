@@ -44,14 +44,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import botocore.session
 import httpx
 
 from ops.localcloud.cwmetrics import Publisher, by_region
-from ops.localcloud.routes import Route, rest_route
+from ops.localcloud.routes import Route, model_routes
 from ops.localcloud.sagemaker.endpoint_records import SERVING, EndpointBackend, Fleet, Instance
 from ops.localcloud.sagemaker.hosting import INVOCATION_TIMEOUT_S, LOG_GROUP_PREFIX
-from ops.localcloud.wire import ACCOUNT_ID, AwsError, Call, RestPayload
+from ops.localcloud.wire import ACCOUNT_ID, AwsError, Call
 
 log = logging.getLogger("dogops.localcloud")
 MAX_BODY_BYTES = 6_291_456  # InvokeEndpoint's Body, the sagemaker-runtime service model
@@ -79,20 +78,9 @@ class Runtime:
         self._random = random.Random()
 
     def routes(self) -> list[Route]:
-        model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-        operation = model.operation_model("InvokeEndpoint")
-        return [
-            rest_route(
-                "SageMaker Runtime",
-                "InvokeEndpoint",
-                "sagemaker",
-                "POST",
-                operation.http["requestUri"],
-                self.invoke,
-                model="sagemaker-runtime",
-                codec=RestPayload(operation),
-            )
-        ]
+        return model_routes(
+            "SageMaker Runtime", "sagemaker", {"InvokeEndpoint": self.invoke}, "sagemaker-runtime"
+        )
 
     def _client(self) -> httpx.AsyncClient:
         """The pool of keep-alive connections to the instances, bound to the event loop of the
